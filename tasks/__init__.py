@@ -1,0 +1,3 @@
+"""Every built-in VRB task, in one place. Importing this package registers them."""
+
+from . import locomotion  # noqa: F401

@@ -1,0 +1,131 @@
+"""Batched simulation layer: one ``MjModel``, N simulations.
+
+Built on ``mujoco.batch.Batch``: each simulation is its ``mjSTATE_INTEGRATION``
+row (time, qpos, qvel, act, warm-start, ctrl, applied forces, mocap, ...) and a
+step runs on MuJoCo's own thread pool (the GIL is released). Stepping uses
+``stage=mjSTAGE_VEL`` so that position- and velocity-dependent fields (``xpos``,
+``site_xpos``, sensors, ...) describe the state *after* the step, the way
+``mj_step1`` leaves them, at no extra cost in a persistent batch.
+
+The cloneable physics state of env i is ``state[i]``; a clone is a row copy,
+which keeps the solver warm-start and therefore gives bit-identical branches.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import mujoco
+import mujoco.batch
+import numpy as np
+
+STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+_STAGE_VEL = int(mujoco.mjtStage.mjSTAGE_VEL)
+
+
+def default_nthread() -> int:
+    """Physics threads: ``VRB_NTHREAD`` or the number of usable cores."""
+    env = os.environ.get("VRB_NTHREAD")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class BatchSim:
+    """N simulations of one model, stepped together or by index subset.
+
+    Args:
+        model: The compiled model (shared, read-only after construction).
+        num_envs: Number of simulations.
+        nthread: Physics threads (default: :func:`default_nthread`).
+
+    Attributes:
+        model: The model.
+        num_envs: N.
+        state: Live ``(N, nstate)`` float64 array of integration states.
+    """
+
+    def __init__(self, model: mujoco.MjModel, num_envs: int, nthread: int | None = None) -> None:
+        self.model = model
+        self.num_envs = int(num_envs)
+        self.nthread = min(nthread or default_nthread(), self.num_envs)
+        self._batch = mujoco.batch.Batch(model, nsim=self.num_envs, nthread=self.nthread, persistent=True)
+        self.state = self._batch.state
+        self._fields: dict[str, np.ndarray] = {}
+        self._warnings_seen = np.zeros(self.num_envs, dtype=np.int64)
+        self._scratch: mujoco.MjData | None = None
+
+    # ------------------------------------------------------------------ fields
+    def field(self, name: str) -> np.ndarray:
+        """Live ``(N, ...)`` array of an ``MjData`` field (state or derived)."""
+        arr = self._fields.get(name)
+        if arr is None:
+            arr = self._batch.bind(name)
+            self._fields[name] = arr
+        return arr
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        # qpos, qvel, ctrl, xpos, xquat, xmat, site_xpos, sensordata, ... as (N, ...)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in mujoco.batch.DATA_FIELDS:
+            return self.field(name)
+        raise AttributeError(f"BatchSim has no attribute {name!r}")
+
+    # ---------------------------------------------------------------- stepping
+    def step(self, env_ids: np.ndarray | None, nstep: int) -> np.ndarray:
+        """Advance ``env_ids`` (all when ``None``) by ``nstep`` substeps.
+
+        Returns:
+            Boolean ``(len(env_ids),)`` mask of simulations with a physics error:
+            MuJoCo raised, a warning counter rose (MuJoCo resets a diverging
+            simulation and warns) or the state is not finite.
+        """
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
+        bad = np.zeros(len(ids), dtype=bool)
+        try:
+            self._batch.step(None if env_ids is None else ids, nstep=nstep, stage=_STAGE_VEL)
+        except mujoco.batch.SimulationError as err:
+            bad |= np.isin(ids, err.ids)
+        warn = self._batch.warning[ids, :, 1].sum(axis=1).astype(np.int64)
+        bad |= warn > self._warnings_seen[ids]
+        self._warnings_seen[ids] = warn
+        bad |= ~np.isfinite(self.state[ids]).all(axis=1)
+        return bad
+
+    def forward(self, env_ids: np.ndarray) -> None:
+        """Recompute position/velocity-dependent fields of ``env_ids`` from their state."""
+        ids = np.asarray(env_ids)
+        if len(ids):
+            self._batch.forward(ids, stage=_STAGE_VEL)
+            self._warnings_seen[ids] = self._batch.warning[ids, :, 1].sum(axis=1)
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        """Reset ``env_ids`` to the model defaults (``qpos0``), without forward."""
+        ids = np.asarray(env_ids)
+        if len(ids):
+            self._batch.reset(ids, stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+
+    # ------------------------------------------------------------------ state
+    def get_state(self, env_ids: Sequence[int]) -> np.ndarray:
+        """Copies of the integration states of ``env_ids``, ``(k, nstate)``."""
+        return self.state[np.asarray(env_ids)].copy()
+
+    def set_state(self, states: np.ndarray, env_ids: Sequence[int]) -> None:
+        """Write ``states`` (row i into ``env_ids[i]``) and refresh derived fields."""
+        ids = np.asarray(env_ids)
+        self.state[ids] = states
+        self.forward(ids)
+
+    def data(self, env_id: int, out: mujoco.MjData | None = None) -> mujoco.MjData:
+        """The whole ``MjData`` of one simulation (for rendering or any ``mj_`` call)."""
+        return self._batch.get_data(int(env_id), out)
+
+    @property
+    def nstate(self) -> int:
+        """Length of one integration-state row."""
+        return self._batch.nstate

@@ -1,0 +1,158 @@
+"""The task layer: a small, fixed set of batched hooks.
+
+A task never knows whether anything is rendered. It builds its scene, draws
+episode initial conditions for an index set, maps actions to controls, computes
+vector observations, named reward terms and success/failure, all as arrays with
+a leading batch axis over the env ids it is given. Physics is reached through
+:class:`~visual_robo_bench.core.sim.BatchSim` fields (``sim.qpos[ids]`` ...),
+the task's own per-env state through :class:`TaskState`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+
+from .config import TaskConfig
+from .sim import BatchSim
+
+
+class TaskState:
+    """Per-env task state: named arrays with a leading ``num_envs`` axis.
+
+    Everything here is part of the cloneable env state (goals, schedules,
+    previous actions, spawn positions, timers, ...).
+    """
+
+    def __init__(self, num_envs: int, spec: dict[str, tuple[tuple[int, ...], Any]]) -> None:
+        self.num_envs = num_envs
+        self._arrays = {k: np.zeros((num_envs, *shape), dtype=dtype) for k, (shape, dtype) in spec.items()}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._arrays[key]
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        self._arrays[key][...] = value
+
+    def keys(self):
+        return self._arrays.keys()
+
+    def get(self, env_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Copies of the rows of ``env_ids``."""
+        return {k: v[env_ids].copy() for k, v in self._arrays.items()}
+
+    def set(self, values: dict[str, np.ndarray], env_ids: np.ndarray) -> None:
+        """Write rows (row i into ``env_ids[i]``)."""
+        missing = set(self._arrays) - set(values)
+        if missing:
+            raise ValueError(f"task state is missing fields {sorted(missing)}")
+        for k, v in values.items():
+            if k not in self._arrays:
+                raise ValueError(f"unknown task state field {k!r}; fields: {sorted(self._arrays)}")
+            self._arrays[k][env_ids] = v
+
+
+@dataclass
+class Evaluation:
+    """What :meth:`Task.evaluate` returns for an index set.
+
+    Attributes:
+        success: ``(k,)`` bool, the task's success predicate.
+        failure: ``(k,)`` bool, the task's termination condition.
+        metrics: Named ``(k,)`` float arrays (progress metrics).
+    """
+
+    success: np.ndarray
+    failure: np.ndarray
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Task:
+    """Base class of every VRB task.
+
+    Subclasses set ``config_cls`` and override the hooks. The docstring of a
+    task class follows the template in CONTRIBUTING.md and is what ``vrb info``
+    prints.
+
+    Args:
+        config: The frozen task config.
+    """
+
+    config_cls: ClassVar[type[TaskConfig]] = TaskConfig
+    #: Names of the progress metrics in ``info["metrics"]``.
+    metric_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: TaskConfig) -> None:
+        if not isinstance(config, self.config_cls):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
+        self.cfg = config
+        self.model: mujoco.MjModel | None = None
+
+    # ------------------------------------------------------------------ hooks
+    def build_scene(self) -> mujoco.MjSpec:
+        """Compose robot, objects, floor, lights and cameras into an ``MjSpec``."""
+        raise NotImplementedError
+
+    def setup(self, model: mujoco.MjModel) -> None:
+        """Cache ids and constants of the compiled model (called once)."""
+        self.model = model
+
+    @property
+    def action_dim(self) -> int:
+        """Length of the action vector (default: one per actuator)."""
+        assert self.model is not None
+        return self.model.nu
+
+    def state_spec(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Per-env task-state fields: name -> (shape, dtype).
+
+        The default holds the previous two actions (``prev_action`` = a_{t-1},
+        ``prev_action2`` = a_{t-2}).
+        """
+        return {"prev_action": ((self.action_dim,), np.float32), "prev_action2": ((self.action_dim,), np.float32)}
+
+    def initialize_episode(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray,
+                           rngs: list[np.random.Generator]) -> None:
+        """Draw every random quantity of the new episodes of ``env_ids``.
+
+        ``sim`` has already been reset to the model defaults for these ids; write
+        ``sim.qpos``/``sim.qvel``/... and the task state. ``rngs[i]`` is env
+        ``env_ids[i]``'s generator. No randomness may be drawn anywhere else.
+        """
+        raise NotImplementedError
+
+    def apply_action(self, sim: BatchSim, state: TaskState, action: np.ndarray, env_ids: np.ndarray) -> None:
+        """Write controls for ``action`` (``(k, A)`` in [-1, 1]).
+
+        The default maps [-1, 1] onto each actuator's ``ctrlrange``.
+        """
+        assert self.model is not None
+        lo, hi = self.model.actuator_ctrlrange.T
+        sim.ctrl[env_ids] = (lo + hi) / 2 + action * (hi - lo) / 2
+
+    def observe(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Vector observations ``proprio``, ``privileged`` (and ``height_scan``).
+
+        A pure function of the current state: no physics step, no randomness.
+        """
+        raise NotImplementedError
+
+    def reward_terms(self, sim: BatchSim, state: TaskState, action: np.ndarray,
+                     env_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Weighted reward terms; the reward is exactly their sum."""
+        raise NotImplementedError
+
+    def evaluate(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> Evaluation:
+        """Success, failure (termination) and progress metrics."""
+        raise NotImplementedError
+
+    def after_step(self, sim: BatchSim, state: TaskState, action: np.ndarray, env_ids: np.ndarray) -> None:
+        """Update the task state once per control step, after the reward.
+
+        The default shifts the action history: a_{t-2} <- a_{t-1} <- a_t.
+        """
+        state["prev_action2"][env_ids] = state["prev_action"][env_ids]
+        state["prev_action"][env_ids] = action

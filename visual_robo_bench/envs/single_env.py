@@ -1,0 +1,80 @@
+"""The single ``gymnasium.Env``: a batch of one of :class:`VRBVectorEnv`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from .vector_env import VRBState, VRBVectorEnv
+
+
+def _unbatch(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _unbatch(v) for k, v in x.items() if not k.startswith("_")}
+    arr = np.asarray(x)
+    item = arr[0]
+    return item.item() if arr.ndim == 1 else item.copy()
+
+
+class VRBEnv(gym.Env):
+    """One environment of a VRB task (same keywords as the vector env but the vector-only ones).
+
+    Its ``np_random`` is the generator that draws the episodes, so
+    ``gym.make(id).reset(seed=s)`` gives the same episode as env 0 of
+    ``gym.make_vec(id, num_envs=n).reset(seed=s)``.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "depth_array"]}
+
+    def __init__(self, task_id: str, render_mode: str | None = None, max_episode_steps: int | None = None,
+                 **kwargs: Any) -> None:
+        for bad in ("num_envs", "render_env_ids", "autoreset_mode"):
+            if bad in kwargs:
+                raise TypeError(f"{bad!r} is a vector-env keyword; use gym.make_vec({task_id!r}, ...) for it")
+        self._venv = VRBVectorEnv(task_id, num_envs=1, autoreset_mode=AutoresetMode.DISABLED,
+                                  render_mode=render_mode, max_episode_steps=max_episode_steps, **kwargs)
+        self.render_mode = render_mode
+        self.observation_space = self._venv.single_observation_space
+        self.action_space = self._venv.single_action_space
+        self.metadata = {**self.metadata, "render_fps": self._venv.metadata["render_fps"]}
+
+    @property
+    def vector_env(self) -> VRBVectorEnv:
+        """The underlying batch of one."""
+        return self._venv
+
+    @property
+    def task(self):
+        """The task instance."""
+        return self._venv.task
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._venv.set_rng(0, self.np_random)
+        obs, info = self._venv.reset(options={k: v for k, v in (options or {}).items() if k != "reset_mask"})
+        return _unbatch(obs), _unbatch(info)
+
+    def step(self, action: Any):
+        a = np.asarray(action)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {a.shape}")
+        obs, r, term, trunc, info = self._venv.step(a[None])
+        return _unbatch(obs), float(r[0]), bool(term[0]), bool(trunc[0]), _unbatch(info)
+
+    def render(self):
+        out = self._venv.render()
+        return None if out is None else out[0]
+
+    def get_state(self) -> VRBState:
+        """The cloneable state (a batch of one)."""
+        return self._venv.get_state([0])
+
+    def set_state(self, state: VRBState) -> None:
+        """Restore a state from :meth:`get_state`."""
+        self._venv.set_state(state, [0])
+
+    def close(self) -> None:
+        self._venv.close()

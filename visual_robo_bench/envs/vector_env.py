@@ -1,0 +1,446 @@
+"""The native batched vector env: N MuJoCo worlds, pixels rendered in one batch.
+
+Step ordering (``sdpg.md`` section 4): validate and map actions, physics
+sub-steps, step counter, reward terms, termination (task condition or physics
+error), truncation, task-state update, render the rendered envs and roll their
+frame stacks, build observations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from ..core.config import TaskConfig
+from ..core.sim import BatchSim
+from ..core.task import Task, TaskState
+from ..registry import get_task
+from ..render.tiled import TiledRenderer, View
+
+ACTION_TOLERANCE = 1e-6
+
+
+@dataclass
+class VRBState:
+    """A batch of cloneable env states (leading axis: the env ids it was taken from).
+
+    Attributes:
+        physics: ``(k, nstate)`` MuJoCo ``mjSTATE_INTEGRATION`` vectors.
+        task: Per-env task state (goals, schedules, previous actions, ...).
+        elapsed: ``(k,)`` episode step counters.
+    """
+
+    physics: np.ndarray
+    task: dict[str, np.ndarray]
+    elapsed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.physics)
+
+    def take(self, rows: np.ndarray) -> "VRBState":
+        """The states at ``rows`` (repeats allowed, e.g. to clone one env into many)."""
+        rows = np.asarray(rows)
+        return VRBState(self.physics[rows].copy(), {k: v[rows].copy() for k, v in self.task.items()},
+                        self.elapsed[rows].copy())
+
+
+def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
+    changes = dict(overrides)
+    if "cameras" in changes:  # user-facing name of the policy cameras
+        changes["policy_cameras"] = tuple(changes.pop("cameras"))
+    if "image_size" in changes:
+        changes["image_size"] = tuple(int(x) for x in changes["image_size"])
+    return cfg.replace(**changes) if changes else cfg
+
+
+class VRBVectorEnv(VectorEnv):
+    """N environments of one task, batched natively.
+
+    Args:
+        task_id: Registered task id, e.g. ``"VRB/Walker-v0"``.
+        num_envs: Number of environments N.
+        max_episode_steps: Episode length (default: the task's).
+        autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default) or ``DISABLED``.
+        obs_mode: ``"visual"`` (images + ``proprio``) or ``"state"`` (privileged
+            vectors only; never renders).
+        privileged: Add ``privileged`` (and ``height_scan``) observation keys.
+        render_env_ids: Envs whose images are rendered (default: all). Image
+            keys then have this leading size; other envs never touch the renderer.
+        pixel_layout: ``"HWC"`` (default) or ``"CHW"``.
+        action_bounds: ``"raise"`` (default) on actions outside [-1, 1], or
+            ``"clip"`` (the clipped fraction is in ``info``).
+        render_mode: ``"rgb_array"``/``"depth_array"`` for :meth:`render` or None.
+        nthread: Physics threads (default: the usable cores).
+        **overrides: Task config fields (``image_size``, ``cameras``,
+            ``frame_stack``, ...). A non-default value makes results unofficial.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "depth_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        task_id: str,
+        num_envs: int = 1,
+        *,
+        max_episode_steps: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        obs_mode: str = "visual",
+        privileged: bool = False,
+        render_env_ids: Any = None,
+        pixel_layout: str = "HWC",
+        action_bounds: str = "raise",
+        render_mode: str | None = None,
+        nthread: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        entry = get_task(task_id)
+        self.task_id = entry.id
+        self.cfg = _resolve_config(entry.config, overrides)
+        self.overrides = dict(overrides)
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = int(num_envs)
+        mode = AutoresetMode(autoreset_mode)
+        if mode is AutoresetMode.SAME_STEP:
+            raise ValueError("autoreset_mode SAME_STEP is not supported by the native env; use NEXT_STEP or "
+                             "DISABLED (the stable-baselines3 adapter translates to SAME_STEP itself)")
+        self.autoreset_mode = mode
+        self.metadata = {**self.metadata, "autoreset_mode": mode, "render_fps": int(round(1 / self.cfg.control_dt))}
+        if obs_mode not in ("visual", "state"):
+            raise ValueError(f"obs_mode must be 'visual' or 'state', got {obs_mode!r}")
+        if pixel_layout not in ("HWC", "CHW"):
+            raise ValueError(f"pixel_layout must be 'HWC' or 'CHW', got {pixel_layout!r}")
+        if action_bounds not in ("raise", "clip"):
+            raise ValueError(f"action_bounds must be 'raise' or 'clip', got {action_bounds!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.obs_mode, self.privileged = obs_mode, bool(privileged) or obs_mode == "state"
+        self.pixel_layout, self.action_bounds, self.render_mode = pixel_layout, action_bounds, render_mode
+        self.max_episode_steps = int(max_episode_steps or self.cfg.max_episode_steps)
+
+        self.task: Task = entry.task_cls(self.cfg)
+        spec = self.task.build_scene()
+        spec.option.timestep = self.cfg.timestep
+        self.model = spec.compile()
+        self.task.setup(self.model)
+        self.sim = BatchSim(self.model, self.num_envs, nthread)
+        self.state = TaskState(self.num_envs, self.task.state_spec())
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+        self._done = np.zeros(self.num_envs, dtype=bool)
+        self._started = np.zeros(self.num_envs, dtype=bool)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+
+        # --- rendering: only the policy cameras of the rendered envs
+        if obs_mode == "visual":
+            ids = np.arange(self.num_envs) if render_env_ids is None else np.asarray(render_env_ids, dtype=np.int64)
+            if ids.ndim != 1 or len(set(ids.tolist())) != len(ids) or (len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs)):
+                raise ValueError(f"render_env_ids must be distinct env ids in [0, {self.num_envs}), got {render_env_ids!r}")
+        else:
+            ids = np.zeros(0, dtype=np.int64)
+        self.render_env_ids = ids
+        self._slot = np.full(self.num_envs, -1, dtype=np.int64)
+        self._slot[ids] = np.arange(len(ids))
+        self._views = [self._policy_view(name) for name in self.cfg.policy_cameras] if obs_mode == "visual" else []
+        self._renderer: TiledRenderer | None = None
+        self._viewer: TiledRenderer | None = None
+        K = self.cfg.frame_stack
+        self._frames = [np.zeros((len(ids), K, v.height, v.width, 1 if v.depth else 3), np.uint8) for v in self._views]
+
+        self._build_spaces()
+        # every vector the task computes (observation keys or info), for all envs
+        self._vec: dict[str, np.ndarray] = {
+            k: np.zeros((self.num_envs, d), np.float32)
+            for k, d in (("proprio", self.cfg.proprio_dim), ("privileged", self.cfg.privileged_dim),
+                         ("height_scan", self.cfg.height_scan_dim)) if d
+        }
+
+    # ------------------------------------------------------------ spaces
+    def _policy_view(self, name: str) -> View:
+        cam = self.cfg.camera(name)
+        h, w = self.cfg.image_size
+        return View(name, h, w, depth=cam.depth, geomgroups=cam.geomgroups)
+
+    def image_key(self, index: int) -> str:
+        """Observation key of the ``index``-th policy camera."""
+        return "pixels" if index == 0 else f"pixels_{self.cfg.policy_cameras[index]}"
+
+    def _build_spaces(self) -> None:
+        K = self.cfg.frame_stack
+        single: dict[str, spaces.Space] = {}
+        batched: dict[str, spaces.Space] = {}
+        R = len(self.render_env_ids)
+        for i, v in enumerate(self._views):
+            c = K * (1 if v.depth else 3)
+            shape = (v.height, v.width, c) if self.pixel_layout == "HWC" else (c, v.height, v.width)
+            single[self.image_key(i)] = spaces.Box(0, 255, shape, np.uint8)
+            batched[self.image_key(i)] = spaces.Box(0, 255, (R, *shape), np.uint8)
+        dims = {"proprio": self.cfg.proprio_dim}
+        if self.obs_mode == "state":
+            dims = {}
+        if self.privileged:
+            dims["privileged"] = self.cfg.privileged_dim
+            if self.cfg.height_scan_dim:
+                dims["height_scan"] = self.cfg.height_scan_dim
+        for k, d in dims.items():
+            single[k] = spaces.Box(-np.inf, np.inf, (d,), np.float32)
+            batched[k] = spaces.Box(-np.inf, np.inf, (self.num_envs, d), np.float32)
+        self.single_observation_space = spaces.Dict(single)
+        self.observation_space = spaces.Dict(batched)
+        A = self.task.action_dim
+        self.single_action_space = spaces.Box(-1.0, 1.0, (A,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.num_envs, A), np.float32)
+
+    # ------------------------------------------------------------ seeding / reset
+    def _seed(self, seed: int | list | None, ids: np.ndarray) -> None:
+        if seed is None:
+            for i in ids:
+                if self._rngs[i] is None:
+                    self._rngs[i] = np.random.default_rng()
+            return
+        if isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + int(i) for i in ids]
+        else:
+            seeds = list(seed)
+            if len(seeds) == self.num_envs and len(ids) != self.num_envs:
+                seeds = [seeds[i] for i in ids]
+            if len(seeds) != len(ids):
+                raise ValueError(f"seed list has {len(seeds)} entries for {len(ids)} envs to reset")
+        for i, s in zip(ids, seeds):
+            self._rngs[i] = np.random.default_rng(s) if s is not None else (self._rngs[i] or np.random.default_rng())
+
+    def set_rng(self, env_id: int, rng: np.random.Generator) -> None:
+        """Use ``rng`` as env ``env_id``'s generator (the single env shares its ``np_random``)."""
+        self._rngs[env_id] = rng
+
+    def reset(self, *, seed: int | list | None = None, options: dict | None = None):
+        """Reset all envs, or those in ``options["reset_mask"]`` (others keep their state).
+
+        Env i is seeded with ``seed + i``; later resets continue each env's stream.
+        """
+        options = options or {}
+        mask = options.get("reset_mask")
+        if mask is None:
+            ids = np.arange(self.num_envs)
+        else:
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_ or mask.shape != (self.num_envs,) or not mask.any():
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},) with at least one True")
+            ids = np.flatnonzero(mask)
+        self._seed(seed, ids)
+        self._reset_ids(ids)
+        info = self._info(terms=None, evaluation=None, bad=None)
+        return self._observation(), info
+
+    def _reset_ids(self, ids: np.ndarray) -> None:
+        self.sim.reset(ids)
+        for k in self.state.keys():
+            self.state[k][ids] = 0
+        self.task.initialize_episode(self.sim, self.state, ids, [self._rngs[i] for i in ids])
+        self.sim.forward(ids)
+        self._elapsed[ids] = 0
+        self._done[ids] = False
+        self._started[ids] = True
+        self._refresh(ids, fill_stack=True)
+
+    # ------------------------------------------------------------ state API (SDPG)
+    def get_state(self, env_ids: Any = None) -> VRBState:
+        """Copies of the full cloneable state of ``env_ids`` (default: all)."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        return VRBState(self.sim.get_state(ids), self.state.get(ids), self._elapsed[ids].copy())
+
+    def set_state(self, state: VRBState, env_ids: Any = None) -> None:
+        """Write ``state`` row i into ``env_ids[i]`` (repeated rows clone one env into many).
+
+        Clears the done flags of those envs; rendered envs refill their frame stacks.
+        """
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        if len(state) != len(ids):
+            raise ValueError(f"state has {len(state)} rows for {len(ids)} env ids")
+        self.sim.set_state(state.physics, ids)
+        self.state.set(state.task, ids)
+        self._elapsed[ids] = state.elapsed
+        self._done[ids] = False
+        self._started[ids] = True
+        self._refresh(ids, fill_stack=True)
+
+    def observe(self, env_ids: Any = None) -> dict[str, np.ndarray]:
+        """Vector observations of ``env_ids`` recomputed from the current state (no step)."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        return self._task_obs(ids)
+
+    def _task_obs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        obs = self.task.observe(self.sim, self.state, ids)
+        for k, d in (("proprio", self.cfg.proprio_dim), ("privileged", self.cfg.privileged_dim),
+                     ("height_scan", self.cfg.height_scan_dim)):
+            if d and (k not in obs or obs[k].shape != (len(ids), d)):
+                raise RuntimeError(f"{type(self.task).__name__}.observe returned {k!r} of shape "
+                                   f"{None if k not in obs else obs[k].shape}, declared ({len(ids)}, {d})")
+        return {k: v.astype(np.float32) for k, v in obs.items()}
+
+    # ------------------------------------------------------------ step
+    def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        a = np.asarray(actions)
+        expected = self.action_space.shape
+        if a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"actions must be float32 or float64 of shape {expected}, got dtype {a.dtype}")
+        if a.shape != expected:
+            raise ValueError(f"actions must have shape {expected} (num_envs, action_dim), got {a.shape}")
+        if not np.isfinite(a).all():
+            bad = sorted(set(np.argwhere(~np.isfinite(a))[:, 0].tolist()))
+            raise ValueError(f"actions contain NaN or inf (envs {bad}); actions must be finite values in [-1, 1]")
+        a = a.astype(np.float32)
+        outside = np.abs(a) > 1.0 + ACTION_TOLERANCE
+        if outside.any():
+            if self.action_bounds == "raise":
+                raise ValueError(
+                    f"actions must lie in [-1, 1]; got values in [{a.min():.4g}, {a.max():.4g}] "
+                    f"(envs {sorted(set(np.argwhere(outside)[:, 0].tolist()))}). Pass action_bounds='clip' to clip."
+                )
+        clipped = outside.mean(axis=1) if self.action_bounds == "clip" else None
+        return np.clip(a, -1.0, 1.0), clipped
+
+    def step(self, actions: Any):
+        """Step every env; see the class docstring for the autoreset modes."""
+        a, clipped = self._check_actions(actions)
+        if not self._started.all():
+            raise RuntimeError("call reset() before step()")
+        N = self.num_envs
+        to_reset = np.zeros(N, dtype=bool)
+        if self._done.any():
+            if self.autoreset_mode is AutoresetMode.DISABLED:
+                raise RuntimeError(
+                    f"envs {np.flatnonzero(self._done).tolist()} are done; with autoreset_mode=DISABLED reset them "
+                    "with reset(options={'reset_mask': mask}) or set_state() before stepping again"
+                )
+            to_reset = self._done.copy()
+        active = np.flatnonzero(~to_reset)
+        rewards = np.zeros(N, dtype=np.float64)
+        terminated = np.zeros(N, dtype=bool)
+        truncated = np.zeros(N, dtype=bool)
+        terms = evaluation = bad = None
+        if len(active):
+            aa = a[active]
+            self.task.apply_action(self.sim, self.state, aa, active)
+            bad_active = self.sim.step(active, self.cfg.substeps)
+            self._elapsed[active] += 1
+            terms_a = self.task.reward_terms(self.sim, self.state, aa, active)
+            ev = self.task.evaluate(self.sim, self.state, active)
+            for name in terms_a:
+                terms_a[name] = np.where(bad_active, 0.0, terms_a[name])
+            r = sum(terms_a.values()) if terms_a else np.zeros(len(active))
+            rewards[active] = r
+            term_a = ev.failure | bad_active
+            terminated[active] = term_a
+            truncated[active] = (self._elapsed[active] >= self.max_episode_steps) & ~term_a
+            self.task.after_step(self.sim, self.state, aa, active)
+            terms = {k: np.zeros(N) for k in terms_a}
+            for k, v in terms_a.items():
+                terms[k][active] = v
+            evaluation = {"success": np.zeros(N, bool), "metrics": {k: np.zeros(N) for k in ev.metrics}}
+            evaluation["success"][active] = ev.success & ~bad_active
+            for k, v in ev.metrics.items():
+                evaluation["metrics"][k][active] = v
+            bad = np.zeros(N, bool)
+            bad[active] = bad_active
+            self._refresh(active, fill_stack=False)
+        if to_reset.any():
+            self._reset_ids(np.flatnonzero(to_reset))
+        self._done = terminated | truncated
+        info = self._info(terms, evaluation, bad)
+        if clipped is not None:
+            info["action_clipped_fraction"] = clipped
+        return self._observation(), rewards, terminated, truncated, info
+
+    # ------------------------------------------------------------ observations
+    def _ensure_renderer(self) -> TiledRenderer:
+        if self._renderer is None:
+            self._renderer = TiledRenderer(self.model, self._views, max(1, len(self.render_env_ids)),
+                                           self.cfg.render_profile)
+        return self._renderer
+
+    @property
+    def renderer(self) -> TiledRenderer | None:
+        """The policy-image renderer (``None`` until something is rendered)."""
+        return self._renderer
+
+    def _refresh(self, ids: np.ndarray, fill_stack: bool) -> None:
+        """Recompute vector observations of ``ids`` and render the rendered ones."""
+        if len(ids) == 0:
+            return
+        obs = self._task_obs(ids)
+        for k in self._vec:
+            self._vec[k][ids] = obs[k]
+        if not self._views:
+            return
+        rids = ids[self._slot[ids] >= 0]
+        if len(rids) == 0:
+            return
+        slots = self._slot[rids]
+        images = self._ensure_renderer().render(self.sim.state[rids])
+        for i, (v, img) in enumerate(zip(self._views, images)):
+            if v.depth:
+                far = self.cfg.camera(v.camera).depth_far
+                img = np.round(np.clip(img / far, 0.0, 1.0) * 255.0).astype(np.uint8)[..., None]
+            stack = self._frames[i]
+            if fill_stack:
+                stack[slots] = img[:, None]
+            else:
+                stack[slots] = np.roll(stack[slots], -1, axis=1)
+                stack[slots, -1] = img
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs: dict[str, np.ndarray] = {}
+        for i, stack in enumerate(self._frames):
+            R, K, H, W, C = stack.shape
+            img = stack.transpose(0, 2, 3, 1, 4).reshape(R, H, W, K * C)  # oldest first along channels
+            obs[self.image_key(i)] = np.ascontiguousarray(img.transpose(0, 3, 1, 2) if self.pixel_layout == "CHW" else img)
+        for k, v in self._vec.items():
+            if k in self.single_observation_space.spaces:
+                obs[k] = v.copy()
+        return obs
+
+    def _info(self, terms, evaluation, bad) -> dict[str, Any]:
+        N = self.num_envs
+        info: dict[str, Any] = {
+            "privileged": self._vec["privileged"].copy(),
+            "elapsed_steps": self._elapsed.copy(),
+            "success": np.zeros(N, bool) if evaluation is None else evaluation["success"],
+            "physics_error": np.zeros(N, bool) if bad is None else bad,
+        }
+        info["is_success"] = info["success"].copy()
+        if "height_scan" in self._vec:
+            info["height_scan"] = self._vec["height_scan"].copy()
+        if terms is not None:
+            info["reward_terms"] = terms
+        if evaluation is not None and evaluation["metrics"]:
+            info["metrics"] = evaluation["metrics"]
+        for k in list(info):
+            info[f"_{k}"] = np.ones(N, dtype=bool)
+        return info
+
+    # ------------------------------------------------------------ human view
+    def render(self):
+        """Human-facing images of the rendered envs, ``(R, H, W, 3)`` (or depth ``(R, H, W)``)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' to gym.make")
+            return None
+        if self._viewer is None:
+            h, w = self.cfg.render_size
+            view = View(self.cfg.render_camera or self.cfg.policy_cameras[0], h, w, depth=self.render_mode == "depth_array")
+            n = max(1, len(self.render_env_ids)) if self.obs_mode == "visual" else self.num_envs
+            self._viewer = TiledRenderer(self.model, [view], n, self.cfg.render_profile)
+        ids = self.render_env_ids if len(self.render_env_ids) else np.arange(self.num_envs)
+        return self._viewer.render(self.sim.state[ids])[0]
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Free GL resources."""
+        for r in (self._renderer, self._viewer):
+            if r is not None:
+                r.close()
+        self._renderer = self._viewer = None

@@ -1,0 +1,96 @@
+"""Task registry: one decorator registers a versioned id for ``gym.make`` and ``gym.make_vec``.
+
+``import visual_robo_bench`` registers every built-in task. Third-party packages
+register their own tasks the same way::
+
+    from visual_robo_bench import register_task, Task, TaskConfig
+
+    @register_task("MyLab/Reach-v0")
+    class Reach(Task):
+        ...
+
+after which ``gym.make("my_package:MyLab/Reach-v0")`` works.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+import gymnasium as gym
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core.config import TaskConfig
+    from .core.task import Task
+
+ENTRY_POINT = "visual_robo_bench.envs.single_env:VRBEnv"
+VECTOR_ENTRY_POINT = "visual_robo_bench.envs.vector_env:VRBVectorEnv"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A registered task: its id, class and frozen default config."""
+
+    id: str
+    task_cls: type
+    config: "TaskConfig"
+
+    @property
+    def summary(self) -> str:
+        """First line of the task's docstring."""
+        return (self.task_cls.__doc__ or "").strip().splitlines()[0] if self.task_cls.__doc__ else ""
+
+
+_TASKS: dict[str, TaskEntry] = {}
+
+
+def register_task(task_id: str, config: "TaskConfig | None" = None) -> Callable[[T], T]:
+    """Class decorator registering ``task_id`` for both entry points.
+
+    Args:
+        task_id: Versioned id, ``Namespace/Name-vN``.
+        config: The frozen config of this id (default: the task's ``config_cls()``).
+
+    Raises:
+        ValueError: When the id is not versioned or already registered.
+    """
+    if "-v" not in task_id.rsplit("/", 1)[-1]:
+        raise ValueError(f"task id {task_id!r} must be versioned, e.g. 'VRB/Walker-v0'")
+
+    def decorator(task_cls: T) -> T:
+        if task_id in _TASKS:
+            raise ValueError(f"task id {task_id!r} is already registered (by {_TASKS[task_id].task_cls.__name__})")
+        cfg = config if config is not None else task_cls.config_cls()  # type: ignore[attr-defined]
+        _TASKS[task_id] = TaskEntry(task_id, task_cls, cfg)  # type: ignore[arg-type]
+        gym.register(
+            id=task_id,
+            entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
+            max_episode_steps=cfg.max_episode_steps,
+            kwargs={"task_id": task_id},
+        )
+        return task_cls
+
+    return decorator
+
+
+def get_task(task_id: str) -> TaskEntry:
+    """The entry of ``task_id``; an unknown id raises a ``KeyError`` naming the closest ids."""
+    if task_id.startswith("visual_robo_bench:"):
+        task_id = task_id.split(":", 1)[1]
+    try:
+        return _TASKS[task_id]
+    except KeyError:
+        close = difflib.get_close_matches(task_id, list(_TASKS), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise KeyError(
+            f"unknown task id {task_id!r}.{hint} Registered: {', '.join(sorted(_TASKS))} (see `vrb list`)."
+        ) from None
+
+
+def list_tasks() -> list[str]:
+    """Registered task ids, sorted."""
+    return sorted(_TASKS)

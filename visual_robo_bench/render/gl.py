@@ -1,0 +1,114 @@
+"""Headless OpenGL backend selection (EGL or OSMesa), decided before any context.
+
+An explicit ``MUJOCO_GL`` wins. Otherwise EGL is probed in a short subprocess
+(PyOpenGL fixes its platform on first import, so a failed EGL attempt could not
+fall back to OSMesa in the same process), then OSMesa. The choice is exported
+in ``MUJOCO_GL``/``PYOPENGL_PLATFORM`` so render workers inherit it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import subprocess
+import sys
+
+log = logging.getLogger("visual_robo_bench")
+
+APT_PACKAGES = "libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri"
+
+_PROBE = """
+import os, sys
+os.environ["MUJOCO_GL"] = sys.argv[1]
+os.environ["PYOPENGL_PLATFORM"] = sys.argv[1]
+import mujoco
+mod = __import__("mujoco." + sys.argv[1], fromlist=["GLContext"])
+ctx = mod.GLContext(16, 16)
+ctx.make_current()
+m = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='1'/></worldbody></mujoco>")
+c = mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_150)
+c.free()
+ctx.free()
+"""
+
+
+class RenderBackendError(RuntimeError):
+    """No headless OpenGL backend works on this machine."""
+
+
+def _probe(backend: str) -> str | None:
+    """Return None if ``backend`` can create a context, else the error text."""
+    env = dict(os.environ, MUJOCO_GL=backend, PYOPENGL_PLATFORM=backend)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", _PROBE, backend], env=env, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return str(err)
+    return None if res.returncode == 0 else (res.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+@functools.lru_cache(maxsize=1)
+def select_backend() -> str:
+    """Choose and export the GL backend: ``egl``, ``osmesa`` (or the user's ``MUJOCO_GL``).
+
+    Raises:
+        RenderBackendError: When no backend works; the message names the Debian
+            packages to install and the ``MUJOCO_GL`` variable.
+    """
+    explicit = os.environ.get("MUJOCO_GL", "").strip().lower()
+    if explicit:
+        if explicit in ("egl", "osmesa"):
+            os.environ.setdefault("PYOPENGL_PLATFORM", explicit)
+        return explicit
+    errors = {}
+    for backend in ("egl", "osmesa"):
+        err = _probe(backend)
+        if err is None:
+            os.environ["MUJOCO_GL"] = backend
+            os.environ["PYOPENGL_PLATFORM"] = backend
+            log.info("visual_robo_bench: using MUJOCO_GL=%s", backend)
+            return backend
+        errors[backend] = err
+    raise RenderBackendError(
+        "No headless OpenGL backend works. Tried "
+        + "; ".join(f"{b}: {e}" for b, e in errors.items())
+        + f". On Debian/Ubuntu install the Mesa libraries: `apt-get install -y {APT_PACKAGES}`, "
+        "then set MUJOCO_GL=egl (or MUJOCO_GL=osmesa) and try again."
+    )
+
+
+def make_context(width: int, height: int):
+    """A current offscreen GL context of at least ``width`` x ``height``."""
+    backend = select_backend()
+    try:
+        if backend == "egl":
+            from mujoco.egl import GLContext
+        elif backend == "osmesa":
+            from mujoco.osmesa import GLContext
+        else:
+            from mujoco import GLContext
+        ctx = GLContext(width, height)
+        ctx.make_current()
+    except Exception as err:  # noqa: BLE001 - re-raised with instructions
+        raise RenderBackendError(
+            f"Could not create an OpenGL context with MUJOCO_GL={backend}: {err}. "
+            f"Install `{APT_PACKAGES}` (apt-get) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa."
+        ) from err
+    return ctx
+
+
+def renderer_info() -> dict[str, str]:
+    """GL vendor/renderer/version strings of the current context."""
+    try:
+        from OpenGL import GL
+
+        return {
+            "backend": os.environ.get("MUJOCO_GL", ""),
+            "vendor": GL.glGetString(GL.GL_VENDOR).decode(),
+            "renderer": GL.glGetString(GL.GL_RENDERER).decode(),
+            "version": GL.glGetString(GL.GL_VERSION).decode(),
+        }
+    except Exception as err:  # noqa: BLE001 - informational only
+        return {"backend": os.environ.get("MUJOCO_GL", ""), "error": str(err)}

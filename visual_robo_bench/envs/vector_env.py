@@ -59,6 +59,15 @@ def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
     return cfg.replace(**changes) if changes else cfg
 
 
+def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
+    if isinstance(value, AutoresetMode):
+        return value
+    for mode in AutoresetMode:
+        if str(value).upper().replace("_", "") in (mode.name.replace("_", ""), mode.value.upper()):
+            return mode
+    raise ValueError(f"autoreset_mode must be one of {[m.name for m in AutoresetMode]}, got {value!r}")
+
+
 class VRBVectorEnv(VectorEnv):
     """N environments of one task, batched natively.
 
@@ -106,7 +115,7 @@ class VRBVectorEnv(VectorEnv):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = int(num_envs)
-        mode = AutoresetMode(autoreset_mode)
+        mode = _autoreset_mode(autoreset_mode)
         if mode is AutoresetMode.SAME_STEP:
             raise ValueError("autoreset_mode SAME_STEP is not supported by the native env; use NEXT_STEP or "
                              "DISABLED (the stable-baselines3 adapter translates to SAME_STEP itself)")

@@ -9,7 +9,9 @@ draw are computed, so rendering never touches the simulations themselves.
 
 from __future__ import annotations
 
+import atexit
 import math
+import weakref
 from dataclasses import dataclass
 
 import mujoco
@@ -20,6 +22,18 @@ from ..core.sim import STATE_SPEC
 from .gl import make_context
 
 MAX_ATLAS = 4096
+
+_LIVE: "weakref.WeakSet[TiledRenderer]" = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
+
+
+def _close_all() -> None:
+    """Free every live renderer before MuJoCo's EGL atexit handler terminates the display."""
+    for r in list(_LIVE):
+        try:
+            r.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown, best effort
+            pass
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,11 @@ class TiledRenderer:
         self.model.vis.global_.offwidth = max(self.atlas_w, model.vis.global_.offwidth)
         self.model.vis.global_.offheight = max(self.atlas_h, model.vis.global_.offheight)
         self._ctx = make_context(self.model.vis.global_.offwidth, self.model.vis.global_.offheight)
+        global _ATEXIT_REGISTERED
+        if not _ATEXIT_REGISTERED:  # registered after mujoco.egl's handler, so it runs before it
+            atexit.register(_close_all)
+            _ATEXIT_REGISTERED = True
+        _LIVE.add(self)
         self._con = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_50)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._con)
         # depth buffer values read back with 0 at the far plane (reversed Z), as mujoco.Renderer

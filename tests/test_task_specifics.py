@@ -1,0 +1,113 @@
+"""Task-specific checks that pin the upstream bugs VRB fixes (tasks.md section 4)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+import visual_robo_bench
+
+
+def test_hopper_keeps_armature_and_damping():
+    env = gym.make_vec("VRB/Hopper-v0", num_envs=1, obs_mode="state")
+    m = env.unwrapped.model
+    for name in ("thigh_joint", "leg_joint", "foot_joint"):
+        j = m.joint(name)
+        assert m.dof_armature[j.dofadr[0]] == 1.0 and m.dof_damping[j.dofadr[0]] == 1.0
+    assert m.opt.timestep == 0.005
+    env.close()
+
+
+@pytest.mark.parametrize("task_id,limit", [("VRB/Ant-v0", 150.0)])
+def test_symmetric_torque_limits(task_id, limit):
+    forces = []
+    for sign in (1.0, -1.0):
+        env = gym.make_vec(task_id, num_envs=1, obs_mode="state")
+        env.reset(seed=0)
+        env.step(np.full(env.action_space.shape, sign, np.float32))
+        venv = env.unwrapped
+        # joint torque = actuator force (the ctrl) x gear
+        forces.append(venv.sim.actuator_force[0] * venv.model.actuator_gear[:, 0])
+        env.close()
+    np.testing.assert_allclose(forces[0], -forces[1])
+    np.testing.assert_allclose(np.abs(forces[0]), limit)
+
+
+@pytest.mark.parametrize("task_id", ["VRB/Ant-v0", "VRB/Humanoid-v0"])
+def test_up_uses_body_z_axis(task_id):
+    env = gym.make_vec(task_id, num_envs=2, obs_mode="state")
+    env.reset(seed=0)
+    venv = env.unwrapped
+    q = venv.sim.qpos
+    q[0, 3:7] = [1, 0, 0, 0]
+    q[1, 3:7] = [np.cos(np.pi / 4), np.sin(np.pi / 4), 0, 0]  # 90 degree roll
+    venv.sim.forward(np.arange(2))
+    up = venv.task.up(venv.sim, np.arange(2))
+    np.testing.assert_allclose(up, [1.0, 0.0], atol=1e-9)
+    env.close()
+
+
+def test_walker_hurdles_are_sane_and_ground_everywhere():
+    cfg = visual_robo_bench.get_task("VRB/WalkerHurdle-v0").config
+    assert cfg.hurdle_heights.max() <= 0.35
+    env = gym.make_vec("VRB/WalkerHurdle-v0", num_envs=1, obs_mode="state")
+    m = env.unwrapped.model
+    floor = m.geom("floor")
+    assert m.geom_size[floor.id][0] >= 20 and m.geom_size[floor.id][1] >= 5
+    env.close()
+
+
+def test_walker_hurdle_height_scan_sees_hurdles():
+    env = gym.make_vec("VRB/WalkerHurdle-v0", num_envs=1, obs_mode="state")
+    obs, _ = env.reset(seed=0)
+    scan = obs["height_scan"][0]
+    cfg = env.unwrapped.cfg
+    # the hurdles at x=2 and x=4 are within +5 m of the spawn, the one at x=6 is not
+    assert scan.shape == (36,)
+    assert np.isclose(scan.max(), cfg.hurdle_heights[:2].max(), atol=1e-6)
+    env.close()
+
+
+def test_ego_camera_rotates_with_torso():
+    env = gym.make_vec("VRB/WalkerHurdle-v0", num_envs=2, autoreset_mode="DISABLED")
+    obs, _ = env.reset(seed=0)
+    venv = env.unwrapped
+    st = venv.get_state([0, 0])
+    pitch = venv.task.i_pitch
+    venv.sim.state  # noqa: B018
+    st.physics[1, 1 + pitch] += 0.5  # state row: time, then qpos
+    venv.set_state(st, [0, 1])
+    cam = venv.model.camera("ego").id
+    xmat = venv.sim.cam_xmat[:, cam]
+    assert not np.allclose(xmat[0], xmat[1])
+    obs = venv._observation()
+    assert not np.array_equal(obs["pixels"][0], obs["pixels"][1])
+    env.close()
+
+
+def test_success_predicate_fires_past_goal():
+    env = gym.make_vec("VRB/Walker-v0", num_envs=2, obs_mode="state", autoreset_mode="DISABLED")
+    env.reset(seed=0)
+    venv = env.unwrapped
+    st = venv.get_state()
+    st.physics[1, 1 + venv.task.i_x] += 10.5  # teleport env 1 10.5 m forward
+    venv.set_state(st)
+    *_, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    assert not info["success"][0] and info["success"][1]
+    assert info["metrics"]["distance"][1] > 10
+    env.close()
+
+
+def test_seeds_give_different_episodes():
+    env = gym.make_vec("VRB/Walker-v0", num_envs=2, obs_mode="state")
+    obs, _ = env.reset(seed=0)
+    assert not np.array_equal(obs["privileged"][0], obs["privileged"][1])
+    env.close()
+
+
+def test_mujoco_state_spec_is_integration():
+    from visual_robo_bench.core.sim import STATE_SPEC
+
+    assert STATE_SPEC == mujoco.mjtState.mjSTATE_INTEGRATION

@@ -1,0 +1,328 @@
+"""Throughput benchmark: the native vector env against its ceilings and its peers.
+
+All stages run in one process, one after the other, with the same task, image
+size and number of envs:
+
+1. ``vrb physics-only``: the vector env with ``obs_mode="state"`` (never renders).
+2. ``vrb pixels``: the visual vector env (renders every env at every step).
+3. ``raw mujoco.batch (ceiling)``: ``mujoco.batch.Batch`` stepping the same model.
+4. ``raw tiled render (ceiling)``: the env's own tiled renderer, rendering only.
+5. ``dm_control pixels wrapper``: the matching dm_control suite task, one env.
+6. ``gymnasium rgb_array``: the matching Gymnasium MuJoCo env, one env.
+
+Each stage runs 2 warm-up iterations, then iterates for at least ``seconds``.
+Peak memory is ``ru_maxrss`` read after each stage: a running maximum over the
+process, so a row shows the peak reached *so far*, not that stage's own usage.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from .render import gl
+
+WARMUP = 2
+
+# Peer environments of each task family (matched on the task id's name).
+DM_CONTROL_PEERS: dict[str, tuple[str, str] | None] = {
+    "Walker": ("walker", "walk"),
+    "WalkerHurdle": ("walker", "walk"),
+    "Hopper": ("hopper", "hop"),
+    "Humanoid": ("humanoid", "run"),
+    "Ant": None,  # dm_control's suite has no ant
+}
+GYMNASIUM_PEERS: dict[str, str] = {
+    "Walker": "Walker2d-v5",
+    "WalkerHurdle": "Walker2d-v5",
+    "Hopper": "Hopper-v5",
+    "Ant": "Ant-v5",
+    "Humanoid": "Humanoid-v5",
+}
+
+
+def _family(task_id: str) -> str:
+    """``"VRB/WalkerHurdle-v0"`` -> ``"WalkerHurdle"``."""
+    return task_id.rsplit("/", 1)[-1].rsplit("-v", 1)[0]
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (``ru_maxrss`` is KB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _time_loop(fn: Callable[[], Any], seconds: float, desc: str) -> tuple[int, float]:
+    """Call ``fn`` twice to warm up, then repeatedly for at least ``seconds``.
+
+    Args:
+        fn: One iteration.
+        seconds: Minimum measured duration.
+        desc: Progress bar label.
+
+    Returns:
+        ``(iterations, elapsed_seconds)`` of the measured part.
+    """
+    for _ in range(WARMUP):
+        fn()
+    iters = 0
+    bar = tqdm(total=round(seconds, 1), desc=desc, unit="s", leave=False,
+               bar_format="{desc}: {bar}| {n:.1f}/{total:.1f}s {postfix}")
+    start = last = time.perf_counter()
+    elapsed = 0.0
+    while elapsed < seconds:
+        fn()
+        iters += 1
+        now = time.perf_counter()
+        elapsed = now - start
+        if now - last > 0.1:
+            bar.update(min(elapsed, seconds) - bar.n)
+            bar.set_postfix_str(f"{iters / elapsed:.1f} it/s", refresh=False)
+            last = now
+    bar.close()
+    return iters, elapsed
+
+
+def _row(name: str, env_steps_per_s: float | None, frames_per_s: float | None, note: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "env_steps_per_s": env_steps_per_s,
+        "frames_per_s": frames_per_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        "ratio_vs_dm_control": None,
+        "note": note,
+    }
+
+
+def _random_actions(space_shape: tuple[int, ...], seed: int = 0, count: int = 16) -> list[np.ndarray]:
+    """A few pre-drawn uniform [-1, 1] action batches (so sampling is not timed)."""
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1.0, 1.0, size=space_shape).astype(np.float32) for _ in range(count)]
+
+
+def _bench_vector_env(task_id: str, num_envs: int, seconds: float, name: str, **kwargs: Any) -> tuple[dict, Any]:
+    """Step a ``VRBVectorEnv`` with random actions; returns its row and the (open) env."""
+    import gymnasium as gym
+
+    env = gym.make_vec(task_id, num_envs=num_envs, **kwargs)
+    env.reset(seed=0)
+    actions = _random_actions(env.action_space.shape)
+    i = [0]
+
+    def step() -> None:
+        env.step(actions[i[0] % len(actions)])
+        i[0] += 1
+
+    iters, elapsed = _time_loop(step, seconds, name)
+    steps = iters * num_envs / elapsed
+    frames = steps * len(env.cfg.policy_cameras) if kwargs.get("obs_mode", "visual") == "visual" else None
+    return _row(name, steps, frames), env
+
+
+def _bench_raw_batch(env: Any, seconds: float) -> dict[str, Any]:
+    """``mujoco.batch.Batch`` of the env's model, ``cfg.substeps`` sub-steps per call, random ctrl."""
+    import mujoco
+    import mujoco.batch
+
+    n, nthread = env.num_envs, env.sim.nthread
+    batch = mujoco.batch.Batch(env.model, nsim=n, nthread=nthread, persistent=True)
+    ctrl = batch.bind("ctrl")
+    lo, hi = env.model.actuator_ctrlrange[:, 0], env.model.actuator_ctrlrange[:, 1]
+    rng = np.random.default_rng(0)
+    ctrls = [rng.uniform(lo, hi, size=(n, env.model.nu)) for _ in range(16)]
+    i = [0]
+    substeps = env.cfg.substeps
+
+    def step() -> None:
+        ctrl[:] = ctrls[i[0] % len(ctrls)]
+        try:
+            batch.step(None, nstep=substeps)
+        except mujoco.batch.SimulationError:
+            pass  # a diverging sim is reset by MuJoCo; irrelevant for throughput
+        i[0] += 1
+
+    name = "raw mujoco.batch (ceiling)"
+    iters, elapsed = _time_loop(step, seconds, name)
+    del batch
+    return _row(name, iters * n / elapsed, None, note=f"nthread={nthread}, nstep={substeps}")
+
+
+def _bench_raw_render(env: Any, seconds: float) -> dict[str, Any]:
+    """The env's ``TiledRenderer`` rendering the current states only."""
+    renderer = env.renderer
+    name = "raw tiled render (ceiling)"
+    if renderer is None:
+        return _row(name, None, None, note="no renderer")
+    states = env.sim.state
+    iters, elapsed = _time_loop(lambda: renderer.render(states), seconds, name)
+    frames = iters * len(states) * len(renderer.views) / elapsed
+    return _row(name, None, frames, note="render only")
+
+
+def _bench_dm_control(task_id: str, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+    """dm_control's pixel wrapper on the matching suite task (one sequential env)."""
+    name = "dm_control pixels wrapper"
+    peer = DM_CONTROL_PEERS.get(_family(task_id))
+    if peer is None:
+        return _row(name, None, None, note="no dm_control peer")
+    from dm_control import suite
+    from dm_control.suite.wrappers import pixels
+
+    domain, task = peer
+    h, w = size
+    env = pixels.Wrapper(suite.load(domain, task, task_kwargs={"random": 0}), pixels_only=False,
+                         render_kwargs={"height": h, "width": w, "camera_id": 0})
+    spec = env.action_spec()
+    rng = np.random.default_rng(0)
+    env.reset()
+
+    def step() -> None:
+        ts = env.step(rng.uniform(spec.minimum, spec.maximum, size=spec.shape))
+        if ts.last():
+            env.reset()
+
+    iters, elapsed = _time_loop(step, seconds, name)
+    env.close()
+    rate = iters / elapsed
+    return _row(name, rate, rate, note=f"{domain}-{task}, 1 env")
+
+
+def _bench_gymnasium(task_id: str, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+    """Gymnasium's MuJoCo env of the same robot: ``step`` + ``render()`` (one env)."""
+    import gymnasium as gym
+
+    name = "gymnasium rgb_array"
+    env_id = GYMNASIUM_PEERS.get(_family(task_id))
+    if env_id is None:
+        return _row(name, None, None, note="no gymnasium peer")
+    h, w = size
+    env = gym.make(env_id, render_mode="rgb_array", width=w, height=h)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def step() -> None:
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        env.render()
+        if term or trunc:
+            env.reset()
+
+    iters, elapsed = _time_loop(step, seconds, name)
+    env.close()
+    rate = iters / elapsed
+    return _row(name, rate, rate, note=f"{env_id}, 1 env")
+
+
+def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
+              image_size: int | tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """Measure env steps/s and frames/s of ``task_id`` and its ceilings and peers.
+
+    Args:
+        task_id: Registered task id, e.g. ``"VRB/Walker-v0"``.
+        num_envs: Number of envs N of the batched stages (peers run one env).
+        seconds: Minimum measured duration of each stage (after 2 warm-ups).
+        image_size: Policy image size (an int for square images, or ``(H, W)``);
+            default: the task's. Peers render at the same size.
+
+    Returns:
+        One dict per stage with ``name``, ``env_steps_per_s``, ``frames_per_s``,
+        ``peak_rss_mb`` (running maximum of the process), ``ratio_vs_dm_control``
+        (``frames_per_s`` over the dm_control row's, where both exist) and ``note``.
+        Values that do not apply are ``None``.
+
+    Raises:
+        KeyError: Unknown task id.
+        ValueError: Bad ``num_envs``, ``seconds`` or ``image_size``.
+    """
+    gl.select_backend()  # exports MUJOCO_GL before dm_control / gymnasium rendering is imported
+    from .registry import get_task
+
+    entry = get_task(task_id)
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if seconds <= 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    overrides: dict[str, Any] = {}
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        overrides["image_size"] = size
+    else:
+        size = tuple(entry.config.image_size)
+
+    rows = []
+    row, env = _bench_vector_env(entry.id, num_envs, seconds, "vrb physics-only", obs_mode="state")
+    env.close()
+    rows.append(row)
+    row, env = _bench_vector_env(entry.id, num_envs, seconds, "vrb pixels", **overrides)
+    rows.append(row)
+    rows.append(_bench_raw_batch(env, seconds))
+    rows.append(_bench_raw_render(env, seconds))
+    env.close()
+    rows.append(_bench_dm_control(entry.id, size, seconds))
+    rows.append(_bench_gymnasium(entry.id, size, seconds))
+
+    dm_fps = rows[4]["frames_per_s"]
+    for r in rows:
+        if dm_fps and r["frames_per_s"] is not None:
+            r["ratio_vs_dm_control"] = r["frames_per_s"] / dm_fps
+    return rows
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return None
+
+
+def gl_renderer_string() -> str:
+    """``"<renderer> (<backend>)"`` of a fresh offscreen context, or the error."""
+    try:
+        ctx = gl.make_context(16, 16)
+    except Exception as err:  # noqa: BLE001 - informational only
+        return f"unavailable ({err})"
+    try:
+        info = gl.renderer_info()
+    finally:
+        ctx.free()
+    if "error" in info:
+        return f"unknown ({info['error']})"
+    return f"{info['renderer']} ({info['backend']}, OpenGL {info['version']})"
+
+
+def machine_description() -> dict[str, Any]:
+    """CPU model, cores, RAM, Python, MuJoCo version and GL renderer of this machine."""
+    import mujoco
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        usable = os.cpu_count()
+    ram = _ram_gb()
+    return {
+        "cpu": _cpu_model(),
+        "cores": f"{usable} usable / {os.cpu_count()} total",
+        "ram": f"{ram:.1f} GB" if ram else "unknown",
+        "python": platform.python_version(),
+        "mujoco": mujoco.__version__,
+        "gl_renderer": gl_renderer_string(),
+    }

@@ -1,0 +1,416 @@
+"""The ``vrb`` command line: list, inspect, render, benchmark and check tasks.
+
+Examples::
+
+    vrb list
+    vrb info VRB/Walker-v0
+    vrb render VRB/Walker-v0 --out walker.mp4 --steps 200
+    vrb bench VRB/Walker-v0 --num-envs 64
+    vrb doctor
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+def _console(stderr: bool = False) -> Console:
+    """A rich console; output that is not a terminal is laid out 120 columns wide (unless $COLUMNS)."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if os.environ.get("COLUMNS") or stream.isatty() else 120
+    return Console(stderr=stderr, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+IMAGE_SUFFIXES = (".png",)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2 (bad input) or 1."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ------------------------------------------------------------------------- helpers
+def _entry(task_id: str):
+    """The registry entry of ``task_id``; unknown ids become a :class:`CLIError` (exit 2)."""
+    from .registry import get_task
+
+    try:
+        return get_task(task_id)
+    except KeyError as err:
+        raise CLIError(str(err.args[0]) if err.args else str(err), code=2) from None
+
+
+def _control_hz(cfg: Any) -> float:
+    return 1.0 / (cfg.timestep * cfg.substeps)
+
+
+def _fmt(x: float | None, digits: int = 0) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def _action_dim(entry: Any) -> int | None:
+    """Action dimension from the compiled model (no simulation, no rendering)."""
+    try:
+        task = entry.task_cls(entry.config)
+        spec = task.build_scene()
+        model = spec.compile()
+        task.setup(model)
+        return int(task.action_dim)
+    except Exception:  # noqa: BLE001 - a broken third-party task must not break `vrb list`
+        return None
+
+
+# ------------------------------------------------------------------------- list / info
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print a table of every registered task."""
+    from .registry import get_task, list_tasks
+
+    table = Table(title="Registered tasks", caption="actions: action dim; stack: frame stack; "
+                  "steps: max episode steps; Hz: control rate; cameras: policy cameras")
+    table.add_column("id", no_wrap=True)
+    for col in ("actions", "image", "stack", "steps", "Hz", "cameras"):
+        table.add_column(col, justify="left" if col == "cameras" else "right", no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=1)
+    for task_id in list_tasks():
+        entry = get_task(task_id)
+        cfg = entry.config
+        adim = None if args.no_model else _action_dim(entry)
+        table.add_row(
+            task_id,
+            "-" if adim is None else str(adim),
+            "x".join(str(s) for s in cfg.image_size),
+            str(cfg.frame_stack),
+            str(cfg.max_episode_steps),
+            f"{_control_hz(cfg):g}",
+            ", ".join(cfg.policy_cameras),
+            entry.summary,
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print a task's documentation, config values and config hash."""
+    entry = _entry(args.task)
+    doc = inspect.cleandoc(entry.task_cls.__doc__ or "(no documentation)")
+    console.print(f"[bold]{entry.id}[/bold]  ({entry.task_cls.__module__}.{entry.task_cls.__name__})\n")
+    console.print(doc, markup=False, highlight=False, soft_wrap=True)
+    table = Table(title=f"{type(entry.config).__name__}", show_header=True)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    cfg = entry.config
+    for key, value in cfg.to_dict().items():
+        if key == "cameras":
+            value = "; ".join(f"{c['name']} ({c['mode']}, body={c['body']}, fovy={c['fovy']}"
+                              f"{', depth' if c['depth'] else ''})" for c in value)
+        table.add_row(key, str(value))
+    table.add_row("control Hz", f"{_control_hz(cfg):g}")
+    table.add_row("config hash", cfg.hash())
+    console.print()
+    console.print(table)
+    return 0
+
+
+# ------------------------------------------------------------------------- render
+def _load_policy(spec: str, env: Any) -> Any:
+    """Instantiate ``module:factory``; the factory gets the env if it takes an argument."""
+    if ":" not in spec:
+        raise CLIError(f"--policy must be 'module:callable', got {spec!r}", code=2)
+    mod_name, attr = spec.split(":", 1)
+    if os.getcwd() not in sys.path:  # like `python -m`: modules in the working directory are importable
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as err:
+        raise CLIError(f"cannot import policy module {mod_name!r}: {err}", code=2) from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise CLIError(f"module {mod_name!r} has no callable {attr!r}", code=2)
+    try:
+        takes_arg = any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                        for p in inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        takes_arg = False
+    policy = factory(env) if takes_arg else factory()
+    if not callable(getattr(policy, "act", None)):
+        raise CLIError(f"{spec} returned {type(policy).__name__}, which has no act(obs) method", code=2)
+    return policy
+
+
+class _RandomPolicy:
+    """Uniform random actions in [-1, 1]."""
+
+    def __init__(self, env: Any, seed: int | None) -> None:
+        self.space = env.action_space
+        self.space.seed(seed)
+
+    def act(self, obs: Any) -> Any:
+        return self.space.sample()
+
+
+def _resize_nearest(img: Any, height: int) -> Any:
+    """Nearest-neighbour resize of an ``(h, w, 3)`` image to ``height`` rows, aspect kept."""
+    import numpy as np
+
+    h, w = img.shape[:2]
+    width = max(1, round(w * height / h))
+    rows = (np.arange(height) * h // height).clip(0, h - 1)
+    cols = (np.arange(width) * w // width).clip(0, w - 1)
+    return img[rows][:, cols]
+
+
+def _latest_policy_frame(obs: dict, env: Any, env_index: int) -> Any:
+    """The newest frame of the primary policy camera of env ``env_index``, as RGB uint8."""
+    import numpy as np
+
+    stack = obs["pixels"][env_index]
+    if env.pixel_layout == "CHW":
+        stack = stack.transpose(1, 2, 0)
+    depth = env.cfg.camera(env.cfg.policy_cameras[0]).depth
+    frame = stack[..., -1:] if depth else stack[..., -3:]
+    return np.repeat(frame, 3, axis=-1) if depth else frame
+
+
+def _compose(human: Any, obs: dict, env: Any) -> Any:
+    """One image per step: for each env (left to right), the human view beside the upscaled policy image."""
+    import numpy as np
+
+    panels = []
+    for i in range(len(human)):
+        view = human[i]
+        if view.ndim == 2:  # depth_array
+            view = np.repeat((np.clip(view / max(view.max(), 1e-6), 0, 1) * 255).astype(np.uint8)[..., None], 3, -1)
+        policy = _resize_nearest(_latest_policy_frame(obs, env, i), view.shape[0])
+        panels.append(np.concatenate([view, policy], axis=1))
+    return np.concatenate(panels, axis=1)
+
+
+def _pad_to(img: Any, multiple: int) -> Any:
+    """Pad an image with black so both sides are multiples of ``multiple`` (video codecs)."""
+    import numpy as np
+
+    h, w = img.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return np.pad(img, ((0, ph), (0, pw), (0, 0))) if ph or pw else img
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Roll out a policy and save a PNG contact sheet or an MP4/GIF video."""
+    import gymnasium as gym
+    import imageio.v3 as iio
+    import numpy as np
+
+    from .render.gl import select_backend
+
+    entry = _entry(args.task)
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        raise CLIError(f"--out must end in .png, .mp4 or .gif, got {out.name!r}", code=2)
+    if args.steps < 1 or args.num_envs < 1:
+        raise CLIError("--steps and --num-envs must be >= 1", code=2)
+    select_backend()
+    kwargs: dict[str, Any] = {}
+    if args.camera:
+        kwargs["render_camera"] = args.camera
+    try:
+        env = gym.make_vec(entry.id, num_envs=args.num_envs, render_mode="rgb_array", **kwargs)
+    except (ValueError, TypeError) as err:
+        raise CLIError(str(err), code=2) from None
+    try:
+        policy = _load_policy(args.policy, env) if args.policy else _RandomPolicy(env, args.seed)
+        obs, _ = env.reset(seed=args.seed)
+        frames = [_compose(env.render(), obs, env)]
+        from tqdm import tqdm
+
+        for _ in tqdm(range(args.steps), desc=f"render {entry.id}", unit="step", leave=False):
+            obs, *_ = env.step(np.asarray(policy.act(obs), dtype=np.float32))
+            frames.append(_compose(env.render(), obs, env))
+        fps = int(env.metadata.get("render_fps", 30))
+    finally:
+        env.close()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        # a contact sheet: up to 4 evenly spaced steps, top to bottom, ending at the last step
+        picks = np.unique(np.linspace(0, len(frames) - 1, num=min(4, len(frames))).round().astype(int))
+        iio.imwrite(out, np.concatenate([frames[i] for i in picks], axis=0))
+        console.print(f"wrote {out} (steps {', '.join(map(str, picks))}; left: render() view, right: policy camera "
+                      f"{env.cfg.policy_cameras[0]!r}, upscaled)")
+    elif suffix == ".mp4":
+        iio.imwrite(out, [_pad_to(f, 16) for f in frames], fps=fps, codec="libx264")
+        console.print(f"wrote {out} ({len(frames)} frames at {fps} fps)")
+    else:
+        gif_fps = min(fps, 50)  # GIF delays are in 10 ms units; viewers clamp faster ones
+        stride = max(1, round(fps / gif_fps))
+        iio.imwrite(out, frames[::stride], duration=1000 / gif_fps * 1, loop=0)
+        console.print(f"wrote {out} ({len(frames[::stride])} frames at {gif_fps} fps)")
+    return 0
+
+
+# ------------------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run :func:`visual_robo_bench.bench.run_bench` and print its table."""
+    from .bench import machine_description, run_bench
+
+    entry = _entry(args.task)
+    if args.num_envs < 1 or args.seconds <= 0:
+        raise CLIError("--num-envs must be >= 1 and --seconds > 0", code=2)
+    if args.image_size is not None and args.image_size < 8:
+        raise CLIError("--image-size must be >= 8", code=2)
+    rows = run_bench(entry.id, num_envs=args.num_envs, seconds=args.seconds, image_size=args.image_size)
+    size = args.image_size or "x".join(map(str, entry.config.image_size))
+    table = Table(title=f"{entry.id}: N={args.num_envs}, image {size}, >= {args.seconds:g} s per stage")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("env steps/s", justify="right")
+    table.add_column("frames/s", justify="right")
+    table.add_column("peak RSS so far (MB)", justify="right")
+    table.add_column("frames/s vs dm_control", justify="right")
+    table.add_column("note", no_wrap=True)
+    for r in rows:
+        ratio = r["ratio_vs_dm_control"]
+        table.add_row(r["name"], _fmt(r["env_steps_per_s"]), _fmt(r["frames_per_s"]), _fmt(r["peak_rss_mb"]),
+                      "-" if ratio is None else f"{ratio:.2f}x", r.get("note", ""))
+    console.print(table)
+    machine = machine_description()
+    console.print("machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()), highlight=False)
+    return 0
+
+
+# ------------------------------------------------------------------------- doctor
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the GL backend and render one frame of every task."""
+    import gymnasium as gym
+
+    from .registry import list_tasks
+    from .render.gl import RenderBackendError, renderer_info, select_backend
+
+    try:
+        backend = select_backend()
+    except RenderBackendError as err:
+        raise CLIError(str(err)) from None
+    console.print(f"GL backend: [bold]{backend}[/bold]")
+    table = Table(title="One frame per task (num_envs=1)")
+    for col in ("task", "status", "policy obs", "render()", "seconds"):
+        table.add_column(col)
+    info: dict[str, str] = {}
+    failures = 0
+    for task_id in list_tasks():
+        start = time.perf_counter()
+        env = None
+        try:
+            env = gym.make_vec(task_id, num_envs=1, render_mode="rgb_array")
+            obs, _ = env.reset(seed=0)
+            frame = env.render()
+            if not info:
+                info = renderer_info()  # needs a current context: right after rendering
+            shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in obs.items() if k.startswith("pixels"))
+            table.add_row(task_id, "[green]ok[/green]", shapes, str(tuple(frame.shape[1:])),
+                          f"{time.perf_counter() - start:.2f}")
+        except Exception as err:  # noqa: BLE001 - reported per task
+            failures += 1
+            table.add_row(task_id, "[red]FAILED[/red]", f"{type(err).__name__}: {err}", "-",
+                          f"{time.perf_counter() - start:.2f}")
+        finally:
+            if env is not None:
+                env.close()
+    console.print(table)
+    if "error" in info or not info:
+        err_console.print(f"[yellow]could not read GL strings: {info.get('error', 'no context')}[/yellow]")
+    else:
+        console.print(f"GL vendor:   {info['vendor']}\nGL renderer: {info['renderer']}\nGL version:  {info['version']}",
+                      highlight=False)
+        if "llvmpipe" in info["renderer"].lower() or "softpipe" in info["renderer"].lower():
+            err_console.print("[yellow]warning: software rendering (llvmpipe): pixels are rendered on the CPU and "
+                              "will be slow. Use a GPU with EGL drivers for speed.[/yellow]")
+    if failures:
+        err_console.print(f"[red]{failures} task(s) failed to render[/red]")
+        return 1
+    console.print("[green]all tasks render[/green]")
+    return 0
+
+
+# ------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vrb`` argument parser."""
+    parser = argparse.ArgumentParser(prog="vrb", description="visual_robo_bench: visual robot-learning tasks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="table of registered tasks")
+    p.add_argument("--no-model", action="store_true", help="do not compile models (action dim shown as '-')")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="documentation, config and config hash of a task")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v0")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("render", help="roll out a policy and save a .png, .mp4 or .gif")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v0")
+    p.add_argument("--out", required=True, help="output file: .png (contact sheet), .mp4 or .gif")
+    p.add_argument("--steps", type=int, default=100, help="env steps to roll out (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="reset seed (default 0)")
+    p.add_argument("--camera", default=None, help="camera of the human view (default: the task's render camera)")
+    p.add_argument("--policy", default=None, metavar="MODULE:FACTORY",
+                   help="factory returning an object with act(obs) -> actions (default: random)")
+    p.add_argument("--num-envs", type=int, default=1, help="envs rolled out and shown (default 1)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("bench", help="throughput vs ceilings and dm_control / gymnasium peers")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v0")
+    p.add_argument("--num-envs", type=int, default=64, help="batched envs N (default 64)")
+    p.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per stage (default 3)")
+    p.add_argument("--image-size", type=int, default=None, help="square policy image size (default: the task's)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("doctor", help="check OpenGL and render one frame of every task")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vrb`` console script.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 on success, 2 on bad input, 1 on other failures.
+    """
+    from .render.gl import RenderBackendError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as err:
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return err.code
+    except RenderBackendError as err:
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/red]")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

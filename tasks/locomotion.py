@@ -10,6 +10,7 @@ ego camera that rotates with the torso.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -32,10 +33,14 @@ def gymnasium_asset(name: str) -> str:
 
 
 def dm_control_asset(name: str) -> str:
-    """Path of a model of the ``dm_control`` suite."""
-    from dm_control import suite
+    """Path of a model of the ``dm_control`` suite.
 
-    return os.path.join(os.path.dirname(suite.__file__), name)
+    Found without importing dm_control, which fixes its GL backend at import time.
+    """
+    spec = importlib.util.find_spec("dm_control")
+    if spec is None or spec.origin is None:
+        raise ImportError("dm_control is required for this task: pip install 'dm_control==1.0.50'")
+    return os.path.join(os.path.dirname(spec.origin), "suite", name)
 
 
 def random_tilt_quat(rng: np.random.Generator, max_angle: float) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import pytest
 
 import visual_robo_bench
@@ -13,8 +12,3 @@ TASKS = visual_robo_bench.list_tasks()
 @pytest.fixture(params=TASKS)
 def task_id(request) -> str:
     return request.param
-
-
-def make_vec(task_id: str, num_envs: int = 2, **kwargs):
-    """A native vector env (closed by the caller)."""
-    return gym.make_vec(task_id, num_envs=num_envs, **kwargs)

@@ -15,7 +15,11 @@ from gymnasium.vector import AutoresetMode
 import visual_robo_bench
 from visual_robo_bench.envs import VRBVectorEnv
 
-from .conftest import make_vec
+
+
+def make_vec(task_id: str, num_envs: int = 2, **kwargs):
+    """A native vector env (closed by the caller)."""
+    return gym.make_vec(task_id, num_envs=num_envs, **kwargs)
 
 
 def rollout(env, actions):

@@ -409,6 +409,27 @@ class FreeBaseTask(LocomotionTask):
         self.qadr = model.jnt_qposadr[self.joint_ids]
         self.vadr = model.jnt_dofadr[self.joint_ids]
 
+    def spawn(self, sim, state, env_ids, rngs, root_pos, max_tilt, joint_center) -> None:
+        """Root at ``root_pos`` +- noise, tilt <= ``max_tilt``, joints at ``joint_center`` +- noise, at rest."""
+        noise = self.cfg.reset_noise
+        for i, r in zip(env_ids, rngs):
+            qpos = self.model.qpos0.copy()
+            qpos[0:3] = np.asarray(root_pos) + r.uniform(-noise, noise, 3)
+            qpos[3:7] = random_tilt_quat(r, max_tilt)
+            qpos[self.q_obs] = joint_center + r.uniform(-noise, noise, len(self.q_obs))
+            sim.qpos[i] = qpos
+        sim.qvel[env_ids] = 0.0
+        self.remember_spawn(sim, state, env_ids)
+
+    def observe(self, sim, state, env_ids):
+        """proprio: joints q and 0.1 qd; privileged: [z, quat, root qvel, proprio, up, heading, last torques]."""
+        q, v = sim.qpos[env_ids], sim.qvel[env_ids]
+        joints = np.concatenate([q[:, self.q_obs], 0.1 * v[:, self.v_obs]], axis=1)
+        torques = state["prev_action"][env_ids] * self.gear
+        priv = np.concatenate([q[:, 2:7], v[:, 0:6], joints, self.up(sim, env_ids)[:, None],
+                               self.heading(sim, env_ids)[:, None], torques], axis=1)
+        return {"proprio": joints, "privileged": priv}
+
     def up(self, sim, env_ids):
         """z-component of the torso z-axis (cosine of the tilt)."""
         return sim.xmat[env_ids, self.torso_id, 8]
@@ -478,8 +499,8 @@ class Ant(FreeBaseTask):
         super().setup(model)
         joint_of_act = [model.joint(model.actuator_trnid[a, 0]).name for a in range(model.nu)]
         self.act_perm = np.array([joint_of_act.index(n) for n in ANT_ACTION_ORDER])  # action k -> actuator
-        self.q_act = np.array([model.joint(n).qposadr[0] for n in ANT_ACTION_ORDER])
-        self.v_act = np.array([model.joint(n).dofadr[0] for n in ANT_ACTION_ORDER])
+        self.q_obs = np.array([model.joint(n).qposadr[0] for n in ANT_ACTION_ORDER])
+        self.v_obs = np.array([model.joint(n).dofadr[0] for n in ANT_ACTION_ORDER])
         self.gear = model.actuator_gear[self.act_perm, 0]
 
     def apply_action(self, sim, state, action, env_ids):
@@ -488,24 +509,8 @@ class Ant(FreeBaseTask):
         sim.ctrl[env_ids] = ctrl
 
     def initialize_episode(self, sim, state, env_ids, rngs):
-        noise = self.cfg.reset_noise
         center = np.array([0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0])
-        for i, r in zip(env_ids, rngs):
-            qpos = self.model.qpos0.copy()
-            qpos[0:3] = np.array([0.0, 0.0, 0.75]) + r.uniform(-noise, noise, 3)
-            qpos[3:7] = random_tilt_quat(r, math.pi / 24)
-            qpos[self.q_act] = center + r.uniform(-noise, noise, 8)
-            sim.qpos[i] = qpos
-        sim.qvel[env_ids] = 0.0
-        self.remember_spawn(sim, state, env_ids)
-
-    def observe(self, sim, state, env_ids):
-        q, v = sim.qpos[env_ids], sim.qvel[env_ids]
-        joints = np.concatenate([q[:, self.q_act], 0.1 * v[:, self.v_act]], axis=1)
-        torques = state["prev_action"][env_ids] * self.gear
-        priv = np.concatenate([q[:, 2:7], v[:, 0:6], joints, self.up(sim, env_ids)[:, None],
-                               self.heading(sim, env_ids)[:, None], torques], axis=1)
-        return {"proprio": joints, "privileged": priv}
+        self.spawn(sim, state, env_ids, rngs, (0.0, 0.0, 0.75), math.pi / 24, center)
 
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg
@@ -581,25 +586,10 @@ class Humanoid(FreeBaseTask):
     def setup(self, model):
         super().setup(model)
         self.gear = model.actuator_gear[:, 0].copy()
+        self.q_obs, self.v_obs = self.qadr, self.vadr
 
     def initialize_episode(self, sim, state, env_ids, rngs):
-        noise = self.cfg.reset_noise
-        for i, r in zip(env_ids, rngs):
-            qpos = self.model.qpos0.copy()
-            qpos[0:3] = np.array([0.0, 0.0, 1.35]) + r.uniform(-noise, noise, 3)
-            qpos[3:7] = random_tilt_quat(r, math.radians(7.5))
-            qpos[self.qadr] = r.uniform(-noise, noise, len(self.qadr))
-            sim.qpos[i] = qpos
-        sim.qvel[env_ids] = 0.0
-        self.remember_spawn(sim, state, env_ids)
-
-    def observe(self, sim, state, env_ids):
-        q, v = sim.qpos[env_ids], sim.qvel[env_ids]
-        joints = np.concatenate([q[:, self.qadr], 0.1 * v[:, self.vadr]], axis=1)
-        torques = state["prev_action"][env_ids] * self.gear
-        priv = np.concatenate([q[:, 2:7], v[:, 0:6], joints, self.up(sim, env_ids)[:, None],
-                               self.heading(sim, env_ids)[:, None], torques], axis=1)
-        return {"proprio": joints, "privileged": priv}
+        self.spawn(sim, state, env_ids, rngs, (0.0, 0.0, 1.35), math.radians(7.5), 0.0)
 
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg

@@ -159,7 +159,9 @@ class VRBVectorEnv(VectorEnv):
         self._renderer: TiledRenderer | None = None
         self._viewer: TiledRenderer | None = None
         K = self.cfg.frame_stack
-        self._frames = [np.zeros((len(ids), K, v.height, v.width, 1 if v.depth else 3), np.uint8) for v in self._views]
+        # frame stacks kept in the observation layout (R, H, W, K*C), oldest frame first along channels
+        self._frames = [np.zeros((len(ids), v.height, v.width, K * (1 if v.depth else 3)), np.uint8)
+                        for v in self._views]
 
         self._build_spaces()
         # every vector the task computes (observation keys or info), for all envs
@@ -336,7 +338,7 @@ class VRBVectorEnv(VectorEnv):
         if len(active):
             aa = a[active]
             self.task.apply_action(self.sim, self.state, aa, active)
-            bad_active = self.sim.step(active, self.cfg.substeps)
+            bad_active = self.sim.step(None if len(active) == N else active, self.cfg.substeps)
             self._elapsed[active] += 1
             terms_a = self.task.reward_terms(self.sim, self.state, aa, active)
             ev = self.task.evaluate(self.sim, self.state, active)
@@ -391,24 +393,33 @@ class VRBVectorEnv(VectorEnv):
         if len(rids) == 0:
             return
         slots = self._slot[rids]
+        if len(slots) == len(self.render_env_ids) and (np.diff(slots) == 1).all():
+            slots = slice(int(slots[0]), int(slots[-1]) + 1)  # all rendered envs in order: no fancy indexing
         images = self._ensure_renderer().render(self.sim.state[rids])
         for i, (v, img) in enumerate(zip(self._views, images)):
             if v.depth:
                 far = self.cfg.camera(v.camera).depth_far
                 img = np.round(np.clip(img / far, 0.0, 1.0) * 255.0).astype(np.uint8)[..., None]
-            stack = self._frames[i]
+            stack, c = self._frames[i], img.shape[-1]
             if fill_stack:
-                stack[slots] = img[:, None]
+                stack[slots] = np.tile(img, (1, 1, 1, self.cfg.frame_stack))
+            elif isinstance(slots, slice) and slots == slice(0, len(stack)):
+                # Whole stack: one contiguous memmove by c bytes drops every pixel's oldest frame
+                # (the byte that spills into the next pixel's newest slot is overwritten below),
+                # then the new frame goes in as c-byte items (fast strided copy).
+                flat = stack.reshape(-1)
+                flat[:-c] = flat[c:]
+                dtype = np.dtype((np.void, c))
+                stack.view(dtype)[..., -1] = np.ascontiguousarray(img).view(dtype)[..., 0]
             else:
-                stack[slots] = np.roll(stack[slots], -1, axis=1)
-                stack[slots, -1] = img
+                stack[slots, :, :, :-c] = stack[slots, :, :, c:]  # drop the oldest frame
+                stack[slots, :, :, -c:] = img
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}
         for i, stack in enumerate(self._frames):
-            R, K, H, W, C = stack.shape
-            img = stack.transpose(0, 2, 3, 1, 4).reshape(R, H, W, K * C)  # oldest first along channels
-            obs[self.image_key(i)] = np.ascontiguousarray(img.transpose(0, 3, 1, 2) if self.pixel_layout == "CHW" else img)
+            obs[self.image_key(i)] = (np.ascontiguousarray(stack.transpose(0, 3, 1, 2)) if self.pixel_layout == "CHW"
+                                      else stack.copy())
         for k, v in self._vec.items():
             if k in self.single_observation_space.spaces:
                 obs[k] = v.copy()

@@ -1,0 +1,130 @@
+"""The evaluation harness and the agent protocol."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from visual_robo_bench.evaluation import AgentLoadError, evaluate
+
+SHORT = {"max_episode_steps": 30}
+
+
+class ProprioAgent:
+    """A deterministic agent that reads the observation (tests per-episode independence)."""
+
+    name = "proprio-tanh"
+
+    def act(self, obs):
+        p = obs["proprio"]
+        return np.tanh(p[:, :6] * 0.5).astype(np.float32)
+
+
+def test_results_do_not_depend_on_batch_layout():
+    a = evaluate(ProprioAgent(), "VRB/Walker-v0", episodes=5, num_envs=2, env_kwargs=SHORT, progress=False)
+    b = evaluate(ProprioAgent(), "VRB/Walker-v0", episodes=5, num_envs=5, env_kwargs=SHORT, progress=False)
+    assert [e.seed for e in a.episodes] == [1_000_000 + k for k in range(5)]
+    for x, y in zip(a.episodes, b.episodes):
+        assert (x.seed, x.length, x.terminated) == (y.seed, y.length, y.terminated)
+        assert x.ret == pytest.approx(y.ret, abs=1e-9)
+    assert not a.official and a.env_kwargs == SHORT
+
+
+def test_summary_metrics_and_reward_terms():
+    res = evaluate("zero", "VRB/Hopper-v0", episodes=3, num_envs=3, env_kwargs=SHORT, progress=False)
+    s = res.summary()
+    assert s["episodes"] == 3 and 0 <= s["success_once"] <= 1
+    for e in res.episodes:
+        assert e.ret == pytest.approx(sum(e.reward_terms.values()), rel=1e-9, abs=1e-9)
+        assert "distance" in e.metrics
+        assert e.length <= 30
+
+
+def test_bad_agent_output_fails_episodes_not_harness():
+    class Bad:
+        name = "bad-shape"
+        calls = 0
+
+        def act(self, obs):
+            self.calls += 1
+            if self.calls == 3:
+                return np.zeros((1, 2), np.float32)
+            return np.zeros((len(obs["proprio"]), 6), np.float32)
+
+    res = evaluate(Bad(), "VRB/Walker-v0", episodes=4, num_envs=2, env_kwargs=SHORT, progress=False)
+    assert len(res.episodes) == 4
+    failed = [e for e in res.episodes if e.agent_error]
+    assert len(failed) == 2
+    assert "bad-shape" in failed[0].agent_error and "step 2" in failed[0].agent_error
+    assert all(not e.success_once for e in failed)
+
+
+def test_nan_actions_are_scored_as_failure():
+    class NaNAgent:
+        def act(self, obs):
+            return np.full((len(obs["proprio"]), 6), np.nan, np.float32)
+
+    res = evaluate(NaNAgent(), "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT, progress=False)
+    assert all("NaN" in e.agent_error for e in res.episodes)
+
+
+@pytest.fixture
+def agent_module(tmp_path, monkeypatch):
+    (tmp_path / "third_party_agent.py").write_text(textwrap.dedent('''
+        import os, time
+        import numpy as np
+
+        class Good:
+            name = "good"
+            def __init__(self, env):
+                self.a = env.single_action_space.shape[0]
+            def act(self, obs):
+                return np.zeros((len(obs["proprio"]), self.a), np.float32)
+
+        class Crash:
+            def act(self, obs):
+                os._exit(3)
+
+        class Hang:
+            def act(self, obs):
+                time.sleep(600)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    return "third_party_agent"
+
+
+def test_isolated_agent_runs_and_matches_in_process(agent_module):
+    iso = evaluate(f"{agent_module}:Good", "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT,
+                   isolate=True, progress=False)
+    local = evaluate(f"{agent_module}:Good", "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT,
+                     progress=False)
+    assert iso.error is None
+    assert [e.ret for e in iso.episodes] == [e.ret for e in local.episodes]
+
+
+def test_crashing_agent_cannot_take_the_harness_down(agent_module):
+    res = evaluate(f"{agent_module}:Crash", "VRB/Walker-v0", episodes=3, num_envs=2, env_kwargs=SHORT,
+                   isolate=True, progress=False)
+    assert res.error and "died" in res.error
+    assert all(e.agent_error for e in res.episodes)
+
+
+def test_hanging_agent_times_out(agent_module):
+    res = evaluate(f"{agent_module}:Hang", "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT,
+                   isolate=True, act_timeout=3, progress=False)
+    assert res.error and "did not answer within 3 s" in res.error
+
+
+def test_unknown_agent_spec():
+    with pytest.raises(AgentLoadError, match="no such file"):
+        evaluate("not/a/file.zip", "VRB/Walker-v0", episodes=1, progress=False)
+
+
+def test_video_written(tmp_path):
+    out = tmp_path / "v.mp4"
+    res = evaluate("random", "VRB/Walker-v0", episodes=1, num_envs=1, env_kwargs=SHORT, video=str(out),
+                   progress=False)
+    assert res.video == str(out) and out.stat().st_size > 1000

@@ -1,0 +1,287 @@
+"""The standardized evaluation harness: any agent, fixed seeds, fixed protocol.
+
+Protocol (``conventions.md`` section 6): the native vector env with
+``autoreset_mode=DISABLED`` and the task's default keywords; E episodes per
+evaluation, episode k seeded with ``seed_base + k`` (the public base is
+:data:`PUBLIC_SEED_BASE`; training seeds are small integers and never reach it);
+each env runs one episode at a time and is reset with the next seed when its
+episode ends; nothing after an episode's end is counted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from tqdm.auto import tqdm
+
+from ..envs.vector_env import VRBVectorEnv
+from ..registry import get_task
+from .isolation import AgentCrashed, IsolatedAgent
+from .protocol import AgentLoadError, load_agent
+
+PUBLIC_SEED_BASE = 1_000_000
+HELD_OUT_SEED_BASE = 7_000_000
+DEFAULT_EPISODES = 50
+PROTOCOL_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """The fixed evaluation protocol of a task version.
+
+    Attributes:
+        episodes: Episodes per evaluation (E).
+        seed_base: Episode k is seeded with ``seed_base + k``.
+        num_envs: Envs run side by side (does not change any per-episode result).
+        env_kwargs: The protocol's own env settings (not user overrides).
+    """
+
+    episodes: int = DEFAULT_EPISODES
+    seed_base: int = PUBLIC_SEED_BASE
+    num_envs: int = 10
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def protocol_for(task_id: str) -> EvalProtocol:
+    """The protocol of ``task_id`` (tasks with domain randomization evaluate without it)."""
+    cfg = get_task(task_id).config
+    kwargs: dict[str, Any] = {}
+    for name in ("domain_randomization", "curriculum"):
+        if hasattr(cfg, name):
+            kwargs[name] = False
+    return EvalProtocol(env_kwargs=kwargs)
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluated episode."""
+
+    seed: int
+    ret: float = 0.0
+    length: int = 0
+    success_once: bool = False
+    success_at_end: bool = False
+    terminated: bool = False
+    physics_error: bool = False
+    agent_error: str | None = None
+    reward_terms: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    """The result of evaluating one agent on one task."""
+
+    task_id: str
+    agent: str
+    episodes: list[EpisodeResult]
+    seed_base: int
+    env_kwargs: dict[str, Any]
+    official: bool
+    wall_clock_s: float
+    env_steps: int
+    error: str | None = None
+    video: str | None = None
+
+    def summary(self) -> dict[str, float]:
+        """Means over the episodes of the standard metrics."""
+        eps = self.episodes
+        out = {
+            "episodes": float(len(eps)),
+            "return": float(np.mean([e.ret for e in eps])) if eps else float("nan"),
+            "success_once": float(np.mean([e.success_once for e in eps])) if eps else float("nan"),
+            "success_at_end": float(np.mean([e.success_at_end for e in eps])) if eps else float("nan"),
+            "length": float(np.mean([e.length for e in eps])) if eps else float("nan"),
+            "terminated": float(np.mean([e.terminated for e in eps])) if eps else float("nan"),
+            "agent_errors": float(sum(e.agent_error is not None for e in eps)),
+        }
+        for k in sorted({k for e in eps for k in e.metrics}):
+            out[f"metrics/{k}"] = float(np.mean([e.metrics.get(k, np.nan) for e in eps]))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["episodes"] = [asdict(e) for e in self.episodes]
+        return d
+
+
+class _Recorder:
+    """Video of the first env's policy camera (newest frame, upscaled)."""
+
+    def __init__(self, path: str | None, fps: int) -> None:
+        self.path, self.fps, self.frames = path, fps, []
+
+    def add(self, obs: dict[str, np.ndarray], key: str = "pixels") -> None:
+        if self.path is None or key not in obs or len(obs[key]) == 0:
+            return
+        img = obs[key][0]
+        frame = img[..., -3:] if img.shape[-1] % 3 == 0 else np.repeat(img[..., -1:], 3, axis=-1)
+        self.frames.append(np.kron(frame, np.ones((4, 4, 1), np.uint8)))
+
+    def write(self) -> str | None:
+        if self.path is None or not self.frames:
+            return None
+        import imageio.v2 as imageio
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        imageio.mimwrite(self.path, self.frames, fps=self.fps, macro_block_size=1)
+        return self.path
+
+
+def evaluate(
+    agent: Any,
+    task_id: str,
+    *,
+    episodes: int | None = None,
+    seed_base: int | None = None,
+    num_envs: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    isolate: bool = False,
+    act_timeout: float = 60.0,
+    memory_limit_mb: int | None = 8192,
+    video: str | None = None,
+    video_episodes: int = 1,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate ``agent`` on ``task_id`` with the standard protocol.
+
+    Args:
+        agent: Anything :func:`~visual_robo_bench.evaluation.protocol.load_agent` accepts.
+        task_id: Registered task id.
+        episodes: Episodes (default: the protocol's, 50).
+        seed_base: Seed of episode 0 (default: the public base).
+        num_envs: Envs side by side (default: the protocol's).
+        env_kwargs: Extra env keywords; any makes the result unofficial.
+        isolate: Run the agent in a separate process with ``act_timeout`` and
+            ``memory_limit_mb`` (needs a string spec).
+        video: Write an mp4 of the first ``video_episodes`` episodes of env 0 here.
+        progress: Show a progress bar.
+
+    Returns:
+        The per-episode results; a crashing or hanging isolated agent ends the
+        evaluation early with ``error`` set and its running episodes failed.
+    """
+    proto = protocol_for(task_id)
+    E = int(episodes or proto.episodes)
+    base = proto.seed_base if seed_base is None else int(seed_base)
+    n = max(1, min(int(num_envs or proto.num_envs), E))
+    overrides = dict(env_kwargs or {})
+    kwargs = {**proto.env_kwargs, **overrides}
+    env = VRBVectorEnv(task_id, num_envs=n, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
+    t0 = time.perf_counter()
+    error = None
+    proxy = None
+    try:
+        if isolate:
+            if not isinstance(agent, (str, Path)):
+                raise AgentLoadError("isolate=True needs an agent given as a module:factory path or a file")
+            proxy = IsolatedAgent(str(agent), task_id, kwargs, act_timeout=act_timeout,
+                                  memory_limit_mb=memory_limit_mb)
+            policy = proxy
+        else:
+            policy = load_agent(agent, env)
+        name = getattr(policy, "name", None) or (agent if isinstance(agent, str) else type(agent).__name__)
+        results, steps, error, video_path = _run(env, policy, str(name), E, base, n, video, video_episodes, progress)
+    finally:
+        if proxy is not None:
+            proxy.close()
+        env.close()
+    return EvalResult(task_id=env.task_id, agent=str(name), episodes=results, seed_base=base,
+                      env_kwargs=overrides, official=not overrides, wall_clock_s=time.perf_counter() - t0,
+                      env_steps=steps, error=error, video=video_path)
+
+
+def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, video: str | None,
+         video_episodes: int, progress: bool):
+    A = env.single_action_space.shape[0]
+    recorder = _Recorder(video, env.metadata["render_fps"])
+    next_ep = min(n, E)
+    episode_of = np.arange(n)  # episode index run by each env; -1 = idle
+    episode_of[E:] = -1
+    seeds = [base + int(k) if k >= 0 else base + E + i for i, k in enumerate(episode_of)]
+    obs, _ = env.reset(seed=seeds)
+    current = {i: EpisodeResult(seed=base + int(episode_of[i])) for i in range(n) if episode_of[i] >= 0}
+    done_results: dict[int, EpisodeResult] = {}
+    if hasattr(policy, "reset"):
+        policy.reset(episode_of >= 0)
+    steps = 0
+    error = None
+    bar = tqdm(total=E, desc=f"eval {env.task_id}", unit="ep", disable=not progress, leave=False)
+    while current:
+        if episode_of[0] >= 0 and episode_of[0] < video_episodes:
+            recorder.add(obs)
+        failed_now: np.ndarray | None = None
+        try:
+            actions = np.asarray(policy.act(obs))
+            if actions.shape != (n, A) or not np.issubdtype(actions.dtype, np.floating):
+                raise ValueError(f"returned actions of shape {actions.shape} and dtype {actions.dtype}, "
+                                 f"expected ({n}, {A}) floats")
+            if not np.isfinite(actions).all():
+                raise ValueError("returned NaN or inf actions")
+            if (np.abs(actions) > 1 + 1e-6).any():
+                raise ValueError(f"returned actions outside [-1, 1] (range {actions.min():.3g}..{actions.max():.3g})")
+        except AgentCrashed as err:
+            error = str(err)
+            for i, ep in current.items():
+                ep.agent_error = error
+                done_results[int(episode_of[i])] = ep
+            current = {}
+            break
+        except Exception as err:  # noqa: BLE001 - a third-party agent's failure is scored, not raised
+            failed_now = np.array(sorted(current))
+            for i in failed_now:
+                ep = current[i]
+                ep.agent_error = (f"agent {name!r} failed at step {ep.length} of the episode with seed {ep.seed}: "
+                                  f"{type(err).__name__}: {err}")
+                error = ep.agent_error
+            actions = np.zeros((n, A), np.float32)
+        obs, r, term, trunc, info = env.step(actions.astype(np.float32))
+        steps += len(current)
+        finished = []
+        for i, ep in current.items():
+            if failed_now is not None and i in failed_now:
+                finished.append(i)
+                continue
+            ep.ret += float(r[i])
+            ep.length += 1
+            succ = bool(info["success"][i])
+            ep.success_once |= succ
+            ep.success_at_end = succ
+            for k, v in info.get("reward_terms", {}).items():
+                ep.reward_terms[k] = ep.reward_terms.get(k, 0.0) + float(v[i])
+            if term[i] or trunc[i]:
+                ep.terminated = bool(term[i])
+                ep.physics_error = bool(info["physics_error"][i])
+                ep.metrics = {k: float(v[i]) for k, v in info.get("metrics", {}).items()}
+                finished.append(i)
+        idle_done = [i for i in np.flatnonzero((episode_of < 0) & (term | trunc)) if i not in current]
+        if not finished and not idle_done:
+            continue
+        mask = np.zeros(n, bool)
+        new_seeds = []
+        for i in sorted(finished + idle_done):
+            if i in idle_done:  # an env with no episode left: keep it steppable, ignore its results
+                mask[i] = True
+                new_seeds.append(base + E + int(i))
+                continue
+            done_results[int(episode_of[i])] = current.pop(i)
+            bar.update(1)
+            mask[i] = True
+            if next_ep < E:
+                episode_of[i] = next_ep
+                current[i] = EpisodeResult(seed=base + next_ep)
+                next_ep += 1
+            else:
+                episode_of[i] = -1
+            new_seeds.append(base + int(episode_of[i]) if episode_of[i] >= 0 else base + E + i)
+        obs, _ = env.reset(seed=new_seeds, options={"reset_mask": mask})
+        if hasattr(policy, "reset"):
+            policy.reset(mask & (episode_of >= 0))
+    bar.close()
+    results = [done_results[k] for k in sorted(done_results)]
+    return results, steps, error, recorder.write()

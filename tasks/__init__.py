@@ -1,3 +1,4 @@
 """Every built-in VRB task, in one place. Importing this package registers them."""
 
 from . import locomotion  # noqa: F401
+from . import dexterous  # noqa: F401

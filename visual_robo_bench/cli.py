@@ -7,6 +7,7 @@ Examples::
     vrb render VRB/Walker-v0 --out walker.mp4 --steps 200
     vrb bench VRB/Walker-v0 --num-envs 64
     vrb doctor
+    vrb train --agent sdpg --task VRB/Walker-v0 --set num_nominal=4
 """
 
 from __future__ import annotations
@@ -349,6 +350,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a reference agent (see :mod:`visual_robo_bench.train`)."""
+    from .agents.common import ConfigError, parse_set_args
+    from .train import TrainError, train
+
+    try:
+        train(agent=args.agent, task=args.task, overrides=parse_set_args(args.set), run_dir=args.run_dir,
+              resume=args.resume, seed=args.seed, progress=not args.no_progress, argv=sys.argv,
+              log=lambda msg: console.print(msg, highlight=False))
+    except (TrainError, ConfigError) as err:
+        raise CLIError(str(err), code=2) from None
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The ``vrb`` argument parser."""
@@ -381,8 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="square policy image size (default: the task's)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("train", help="train a reference agent (logs, checkpoints, --resume, policy.pt)")
+    p.add_argument("--agent", default="sdpg", help="agent name (default sdpg)")
+    p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v0 (required unless --resume)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable), e.g. --set num_nominal=4 --set horizon=16")
+    p.add_argument("--run-dir", default=None, help="run directory (default runs/AGENT-TASK-sSEED-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--seed", type=int, default=None, help="run seed (torch, numpy, envs; default: the config's, 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("doctor", help="check OpenGL and render one frame of every task")
     p.set_defaults(func=cmd_doctor)
+
+    from .cli_eval import add_commands
+
+    add_commands(sub)
     return parser
 
 

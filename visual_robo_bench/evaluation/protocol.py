@@ -75,12 +75,12 @@ class RandomAgent:
 
     name = "random"
 
-    def __init__(self, action_dim: int, seed: int = 0) -> None:
-        self.action_dim = action_dim
+    def __init__(self, action_dim: "int | Any", seed: int = 0) -> None:
+        self.action_dim = _action_dim(action_dim)
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(v for k, v in obs.items() if k == "proprio" or k.startswith("pixels") or k == "privileged")))
+        n = len(next(iter(obs.values())))
         return self.rng.uniform(-1.0, 1.0, (n, self.action_dim)).astype(np.float32)
 
 
@@ -89,16 +89,18 @@ class ZeroAgent:
 
     name = "zero"
 
-    def __init__(self, action_dim: int) -> None:
-        self.action_dim = action_dim
+    def __init__(self, action_dim: "int | Any") -> None:
+        self.action_dim = _action_dim(action_dim)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(obs.values())))
         return np.zeros((n, self.action_dim), np.float32)
 
 
-def _batch_size(obs: dict[str, np.ndarray]) -> int:
-    return len(obs["proprio"]) if "proprio" in obs else len(next(iter(obs.values())))
+def _action_dim(spec: Any) -> int:
+    """An action length, or the one of an env/:class:`AgentContext` (so the classes work as factories)."""
+    space = getattr(spec, "single_action_space", None)
+    return int(space.shape[0]) if space is not None else int(spec)
 
 
 class SB3Agent:

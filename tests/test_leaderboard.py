@@ -112,3 +112,33 @@ def test_verify_zero_agent(board, tmp_path):
     for t in report["tasks"].values():
         assert np.isfinite(t["rerun_return"]) and t["error"] is None
     assert ("zero" in board.verified()) == report["verified"]
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
+def test_page_in_headless_chromium(board, random_doc, tmp_path):
+    import subprocess
+
+    submit_doc(board, random_doc, tmp_path)
+    board.build()
+    page = board.root / "index.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
+             "--virtual-time-budget=5000"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    for task in TASKS:
+        assert f"id=\"{task}\"" in dom
+    assert dom.count("class=\"entry\"") == len(TASKS)  # one entry (random) per task
+    n_images = dom.count("<img")
+    assert f'data-plots-loaded="{n_images}"' in dom, "some plots did not load"
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), *flags, "--window-size=1000,1400", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000

@@ -337,7 +337,11 @@ def _html(tables, plots, cfg) -> str:
             "</style></head><body><h1>VRB leaderboards</h1>"
             f"<p>Primary score: success_once rate over {cfg['episodes']} seeded episodes per run; "
             "aggregates are rliable IQM/mean with 95% stratified-bootstrap CIs.</p>"
-            f"{profiles}{''.join(md_rows)}</body></html>\n")
+            f"{profiles}{''.join(md_rows)}"
+            # marks how many plots actually loaded (checked by the headless-browser test)
+            "<script>window.addEventListener('load',function(){document.body.setAttribute('data-plots-loaded',"
+            "Array.from(document.images).filter(function(i){return i.naturalWidth>0;}).length);});</script>"
+            "</body></html>\n")
 
 
 def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = None,

@@ -279,6 +279,7 @@ def write_json(doc: dict[str, Any], path: str | os.PathLike) -> Path:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True, default=float)
             f.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,1 @@
+"""Thin adapters from VRB's native vector env to other libraries' interfaces."""

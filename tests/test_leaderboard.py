@@ -142,3 +142,19 @@ def test_page_in_headless_chromium(board, random_doc, tmp_path):
     subprocess.run([_chromium(), *flags, "--window-size=1000,1400", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 10_000
+
+
+def test_committed_leaderboards_are_up_to_date(tmp_path):
+    from pathlib import Path
+    import shutil
+
+    repo_board = Path(__file__).resolve().parents[1] / "leaderboards"
+    assert (repo_board / "submissions").is_dir(), "the project's own entries are missing"
+    work = tmp_path / "leaderboards"
+    shutil.copytree(repo_board, work)
+    board = Leaderboard(work)
+    assert {"random", "zero"} <= set(board.submissions())
+    board.build()
+    for name in ("README.md", "index.html"):
+        assert (work / name).read_text() == (repo_board / name).read_text(), (
+            f"leaderboards/{name} is stale: run `vrb leaderboard build`")

@@ -28,6 +28,7 @@ import importlib
 import importlib.util
 import os
 import re
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -178,7 +179,8 @@ def _from_robot_descriptions(robot: str) -> Path:
     cache = Path(os.path.expanduser(os.environ.get("ROBOT_DESCRIPTIONS_CACHE", "~/.cache/robot_descriptions")))
     target = cache / f"{src.repository}-{src.commit}" / src.repository
     name = f"robot_descriptions.{src.module}"
-    if not target.exists():
+    fresh = not target.exists()
+    if fresh:
         print(f"visual_robo_bench: downloading robot {robot!r} ({src.repository} at {src.commit[:12]}) with "
               f"robot_descriptions into {target}; this happens once.", file=sys.stderr)
     old = os.environ.get("ROBOT_DESCRIPTION_COMMIT")
@@ -191,6 +193,8 @@ def _from_robot_descriptions(robot: str) -> Path:
         if isinstance(err, KeyboardInterrupt):
             raise
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if fresh and target.parent.exists():  # a failed first clone leaves an unusable folder behind
+            shutil.rmtree(target.parent, ignore_errors=True)
         raise ModelNotFoundError(
             f"robot {robot!r} could not be obtained through the 'robot_descriptions' package "
             f"({type(err).__name__}: {reason}). {hint}") from None

@@ -32,7 +32,7 @@ from visual_robo_bench.core import lod, scene
 from visual_robo_bench.core.config import CameraConfig, TaskConfig
 from visual_robo_bench.core.sim import BatchSim
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
-from visual_robo_bench.models import resolve_model, shadow_hand_dir
+from visual_robo_bench.models import provenance, resolve_model, shadow_hand_dir
 from visual_robo_bench.registry import register_task
 
 # ------------------------------------------------------------------------------------ helpers
@@ -129,7 +129,9 @@ class RobotTask(Task):
     robot: str = ""
 
     def model_path(self) -> Path:
-        return resolve_model(self.robot, self.cfg.model_dir)
+        path = resolve_model(self.robot, self.cfg.model_dir)
+        self.provenance = provenance(self.robot, path)  # source, commit, XML hash: recorded in results files
+        return path
 
     def apply_lod(self, spec: mujoco.MjSpec) -> None:
         if self.cfg.lod_ratio < 1.0:

@@ -128,3 +128,21 @@ def test_video_written(tmp_path):
     res = evaluate("random", "VRB/Walker-v0", episodes=1, num_envs=1, env_kwargs=SHORT, video=str(out),
                    progress=False)
     assert res.video == str(out) and out.stat().st_size > 1000
+
+
+def test_model_provenance_reaches_results():
+    import os
+
+    from visual_robo_bench.envs import VRBVectorEnv
+    from visual_robo_bench.evaluation.results import make_results
+
+    if not os.environ.get("VRB_MODEL_DIR"):
+        pytest.skip("no offline robot models")
+    env = VRBVectorEnv("VRB/FrankaPick-v0", num_envs=1, obs_mode="state")
+    prov = env.provenance
+    env.close()
+    assert prov["robot"] == "franka_emika_panda" and prov["source"] == "model_dir" and len(prov["xml_sha256"]) == 16
+    res = evaluate("zero", "VRB/FrankaPick-v0", episodes=1, num_envs=1, env_kwargs={"max_episode_steps": 3},
+                   progress=False)
+    doc = make_results([(res, 0)], agent_name="zero", description="")
+    assert doc["runs"][0]["model_provenance"] == prov

@@ -307,6 +307,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     try:
         backend = select_backend()
+    except ModelNotFoundError as err:
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
     except RenderBackendError as err:
         raise CLIError(str(err)) from None
     console.print(f"GL backend: [bold]{backend}[/bold]")
@@ -426,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success, 2 on bad input, 1 on other failures.
     """
+    from .models import ModelNotFoundError
     from .render.gl import RenderBackendError
 
     parser = build_parser()
@@ -435,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as err:
         err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return err.code
+    except ModelNotFoundError as err:
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
     except RenderBackendError as err:
         err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 1

@@ -135,6 +135,8 @@ class VRBVectorEnv(VectorEnv):
 
         self.task: Task = entry.task_cls(self.cfg)
         spec = self.task.build_scene()
+        #: Where the robot model came from (source, commit, XML hash), for results files.
+        self.provenance: dict[str, str] = dict(getattr(self.task, "provenance", None) or {})
         spec.option.timestep = self.cfg.timestep
         self.model = spec.compile()
         self.task.setup(self.model)

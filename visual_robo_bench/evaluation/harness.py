@@ -87,6 +87,7 @@ class EvalResult:
     env_steps: int
     error: str | None = None
     video: str | None = None
+    provenance: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
         """Means over the episodes of the standard metrics."""
@@ -193,7 +194,7 @@ def evaluate(
         env.close()
     return EvalResult(task_id=env.task_id, agent=str(name), episodes=results, seed_base=base,
                       env_kwargs=overrides, official=not overrides, wall_clock_s=time.perf_counter() - t0,
-                      env_steps=steps, error=error, video=video_path)
+                      env_steps=steps, error=error, video=video_path, provenance=env.provenance)
 
 
 def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, video: str | None,

@@ -14,7 +14,7 @@ Schema (``schema_version`` "1"):
 * ``budget``: ``env_steps``, ``rendered_frames``, ``wall_clock_s``,
   ``hardware``, ``num_envs`` (training budget; ``null`` for untrained floors).
 * ``runs``: list of ``{env_id, task_hash, training_seed, seed_base, episodes,
-  official, env_kwargs}``, ``episodes`` being per-episode records
+  official, env_kwargs, model_provenance}``, ``episodes`` being per-episode records
   (``seed, return, length, success_once, success_at_end, terminated``, plus
   optional ``physics_error, agent_error, reward_terms, metrics``).
 * ``aggregates``: optional, ignored on input.
@@ -99,6 +99,7 @@ SCHEMA: dict[str, Any] = {
                     "seed_base": {"type": "integer"},
                     "official": {"type": "boolean"},
                     "env_kwargs": {"type": "object"},
+                    "model_provenance": {"type": "object"},
                     "episodes": {"type": "array", "minItems": 1, "items": _EPISODE},
                 },
             },
@@ -176,6 +177,7 @@ def make_results(
         "runs": [
             {"env_id": r.task_id, "task_hash": task_hash(r.task_id), "training_seed": int(seed),
              "seed_base": r.seed_base, "official": r.official, "env_kwargs": r.env_kwargs,
+             "model_provenance": r.provenance,
              "episodes": [episode_record(e) for e in r.episodes]}
             for r, seed in evals
         ],

@@ -339,3 +339,21 @@ def test_image_orientation_row0_is_top():
     assert img[:5].sum(axis=-1).mean() < 10, "top rows should be empty sky"
     assert img[-5:].sum(axis=-1).mean() > 100, "bottom rows should be the lit floor"
     env.close()
+
+
+def test_render_worker_processes_match_in_process():
+    kw = dict(num_envs=4, autoreset_mode=AutoresetMode.DISABLED)
+    pooled = gym.make_vec("VRB/Walker-v0", render_workers=2, **kw)
+    local = gym.make_vec("VRB/Walker-v0", **kw)
+    o1, _ = pooled.reset(seed=0)
+    o2, _ = local.reset(seed=0)
+    for _ in range(3):
+        a = np.full(pooled.action_space.shape, 0.3, np.float32)
+        o1, *_ = pooled.step(a)
+        o2, *_ = local.step(a)
+    assert type(pooled.unwrapped.renderer).__name__ == "RenderPool"
+    diff = np.abs(o1["pixels"].astype(int) - o2["pixels"].astype(int))
+    assert (diff > 0).mean() < 1e-3  # tile offsets differ between the layouts (llvmpipe edge pixels)
+    np.testing.assert_array_equal(o1["proprio"], o2["proprio"])
+    pooled.close()
+    local.close()

@@ -21,6 +21,7 @@ from ..core.config import TaskConfig
 from ..core.sim import BatchSim
 from ..core.task import Task, TaskState
 from ..registry import get_task
+from ..render.pool import RenderPool
 from ..render.tiled import TiledRenderer, View
 
 ACTION_TOLERANCE = 1e-6
@@ -86,6 +87,9 @@ class VRBVectorEnv(VectorEnv):
             ``"clip"`` (the clipped fraction is in ``info``).
         render_mode: ``"rgb_array"``/``"depth_array"`` for :meth:`render` or None.
         nthread: Physics threads (default: the usable cores).
+        render_workers: Render worker processes, e.g. one per core (default 0: render in
+            this process). Workers are spawned, so a script using them needs the usual
+            ``if __name__ == "__main__":`` guard.
         **overrides: Task config fields (``image_size``, ``cameras``,
             ``frame_stack``, ...). A non-default value makes results unofficial.
     """
@@ -106,6 +110,7 @@ class VRBVectorEnv(VectorEnv):
         action_bounds: str = "raise",
         render_mode: str | None = None,
         nthread: int | None = None,
+        render_workers: int | None = None,
         **overrides: Any,
     ) -> None:
         entry = get_task(task_id)
@@ -158,7 +163,8 @@ class VRBVectorEnv(VectorEnv):
         self._slot = np.full(self.num_envs, -1, dtype=np.int64)
         self._slot[ids] = np.arange(len(ids))
         self._views = [self._policy_view(name) for name in self.cfg.policy_cameras] if obs_mode == "visual" else []
-        self._renderer: TiledRenderer | None = None
+        self.render_workers = int(render_workers or 0) if len(ids) > 1 else 0
+        self._renderer: TiledRenderer | RenderPool | None = None
         self._viewer: TiledRenderer | None = None
         K = self.cfg.frame_stack
         # frame stacks kept in the observation layout (R, H, W, K*C), oldest frame first along channels
@@ -371,14 +377,18 @@ class VRBVectorEnv(VectorEnv):
         return self._observation(), rewards, terminated, truncated, info
 
     # ------------------------------------------------------------ observations
-    def _ensure_renderer(self) -> TiledRenderer:
+    def _ensure_renderer(self) -> TiledRenderer | RenderPool:
         if self._renderer is None:
-            self._renderer = TiledRenderer(self.model, self._views, max(1, len(self.render_env_ids)),
-                                           self.cfg.render_profile)
+            n = max(1, len(self.render_env_ids))
+            if self.render_workers > 1:
+                self._renderer = RenderPool(self.model, self._views, n, self.cfg.render_profile,
+                                            workers=self.render_workers)
+            else:
+                self._renderer = TiledRenderer(self.model, self._views, n, self.cfg.render_profile)
         return self._renderer
 
     @property
-    def renderer(self) -> TiledRenderer | None:
+    def renderer(self) -> TiledRenderer | RenderPool | None:
         """The policy-image renderer (``None`` until something is rendered)."""
         return self._renderer
 

@@ -17,6 +17,7 @@ Schema (``schema_version`` "1"):
   official, env_kwargs, model_provenance}``, ``episodes`` being per-episode records
   (``seed, return, length, success_once, success_at_end, terminated``, plus
   optional ``physics_error, agent_error, reward_terms, metrics``).
+* ``learning_curves``: optional, ``{env_id: [{env_steps, wall_clock_s, return}]}``.
 * ``aggregates``: optional, ignored on input.
 """
 
@@ -102,6 +103,16 @@ SCHEMA: dict[str, Any] = {
                     "model_provenance": {"type": "object"},
                     "episodes": {"type": "array", "minItems": 1, "items": _EPISODE},
                 },
+            },
+        },
+        "learning_curves": {
+            "type": "object",
+            "description": "optional: env_id -> list of {env_steps, wall_clock_s, return} points",
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": "object", "required": ["env_steps", "return"],
+                          "properties": {"env_steps": {"type": "number"}, "wall_clock_s": {"type": "number"},
+                                         "return": {"type": "number"}}},
             },
         },
         "aggregates": {"type": "object"},

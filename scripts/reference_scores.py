@@ -1,0 +1,39 @@
+"""Recompute ``leaderboards/reference_scores.json`` from the protocol's own runs.
+
+R_random: mean return of the accepted ``random`` submission (uniform random actions, 3 seeds x 50 episodes,
+standard protocol). R_ref: the mean return of VRB's shipped reference policy for the task where one is
+shipped (with its command), else null. Usage: python scripts/reference_scores.py [--leaderboard-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from visual_robo_bench.evaluation.leaderboard import Leaderboard
+from visual_robo_bench.evaluation.results import aggregates, task_hash, write_json
+
+#: Shipped reference policies: task -> submission name whose mean return is the reference level.
+REFERENCE_SUBMISSIONS: dict[str, str] = {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--leaderboard-dir", default="leaderboards")
+    args = parser.parse_args()
+    board = Leaderboard(Path(args.leaderboard_dir))
+    subs = board.submissions()
+    random_agg = aggregates(subs["random"])
+    tasks = {}
+    for task, agg in sorted(random_agg.items()):
+        ref_name = REFERENCE_SUBMISSIONS.get(task)
+        ref = aggregates(subs[ref_name])[task]["return"] if ref_name else None
+        tasks[task] = {"task_hash": task_hash(task), "random": agg["return"], "reference": ref,
+                       "reference_source": ref_name or "none shipped yet"}
+    write_json({"version": 1, "tasks": tasks}, board.root / "reference_scores.json")
+    print(json.dumps(tasks, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -70,17 +70,18 @@ def test_pixels_shape_dtype_and_content(task_id):
     obs, _ = env.reset(seed=0)
     cfg = env.unwrapped.cfg
     h, w = cfg.image_size
+    c = 1 if cfg.camera(cfg.policy_cameras[0]).depth else 3  # channels per frame: depth or RGB
     assert obs["pixels"].dtype == np.uint8
-    assert obs["pixels"].shape == (2, h, w, 3 * cfg.frame_stack)
+    assert obs["pixels"].shape == (2, h, w, c * cfg.frame_stack)
     assert env.observation_space["pixels"].contains(obs["pixels"])
     assert obs["proprio"].dtype == np.float32 and obs["proprio"].shape == (2, cfg.proprio_dim)
-    frame = obs["pixels"][0, ..., :3]
+    frame = obs["pixels"][0, ..., :c]
     assert frame.std() > 5, "image is (nearly) uniform"
-    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 20
+    assert len(np.unique(frame.reshape(-1, c), axis=0)) > 20
     # frame stack filled with the first frame on reset
-    assert np.array_equal(obs["pixels"][..., :3], obs["pixels"][..., -3:])
+    assert np.array_equal(obs["pixels"][..., :c], obs["pixels"][..., -c:])
     obs2, *_ = env.step(np.zeros(env.action_space.shape, np.float32))
-    assert np.array_equal(obs2["pixels"][..., :-3], obs["pixels"][..., 3:])
+    assert np.array_equal(obs2["pixels"][..., :-c], obs["pixels"][..., c:])
     env.close()
 
 
@@ -161,7 +162,8 @@ def test_state_roundtrip_is_noop(task_id):
     o2, r2, *_ = env.step(a)
     for k in o1:
         # set_state refills the frame stack with the restored frame: compare the newest frame
-        a1, a2 = (o1[k][..., -3:], o2[k][..., -3:]) if k.startswith("pixels") else (o1[k], o2[k])
+        c = o1[k].shape[-1] // env.unwrapped.cfg.frame_stack if k.startswith("pixels") else None
+        a1, a2 = (o1[k][..., -c:], o2[k][..., -c:]) if c else (o1[k], o2[k])
         assert np.array_equal(a1, a2), k
     assert np.array_equal(r1, r2)
     env.close()

@@ -90,6 +90,8 @@ class Task:
             raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         self.cfg = config
         self.model: mujoco.MjModel | None = None
+        #: Episode length in force (the env's ``max_episode_steps``, default the config's).
+        self.max_episode_steps: int = config.max_episode_steps
 
     # ------------------------------------------------------------------ hooks
     def build_scene(self) -> mujoco.MjSpec:

@@ -139,6 +139,7 @@ class VRBVectorEnv(VectorEnv):
         self.max_episode_steps = int(max_episode_steps or self.cfg.max_episode_steps)
 
         self.task: Task = entry.task_cls(self.cfg)
+        self.task.max_episode_steps = self.max_episode_steps
         spec = self.task.build_scene()
         #: Where the robot model came from (source, commit, XML hash), for results files.
         self.provenance: dict[str, str] = dict(getattr(self.task, "provenance", None) or {})

@@ -111,3 +111,21 @@ def test_mujoco_state_spec_is_integration():
     from visual_robo_bench.core.sim import STATE_SPEC
 
     assert STATE_SPEC == mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def test_per_env_model_parameters_change_dynamics():
+    from visual_robo_bench.core.sim import BatchSim
+
+    env = gym.make_vec("VRB/Walker-v0", num_envs=2, obs_mode="state", autoreset_mode="DISABLED")
+    env.reset(seed=0)
+    venv = env.unwrapped
+    venv.set_state(venv.get_state([0, 0]), [0, 1])
+    sim: BatchSim = venv.sim
+    mass = sim.expand("body_mass")
+    mass[1, venv.task.torso_id] *= 3.0
+    sim.set_const([1])
+    for _ in range(5):
+        env.step(np.full(env.action_space.shape, 0.5, np.float32))
+    q = sim.qpos
+    assert not np.allclose(q[0], q[1])
+    env.close()

@@ -76,6 +76,20 @@ class BatchSim:
             return self.field(name)
         raise AttributeError(f"BatchSim has no attribute {name!r}")
 
+    # ------------------------------------------------- per-env model parameters
+    def expand(self, name: str) -> np.ndarray:
+        """Give model field ``name`` per-env values; returns the live ``(N, ...)`` array.
+
+        Used for domain randomization (``geom_friction``, ``body_mass``,
+        ``actuator_gainprm``, ...). After writing a field that ``mj_setConst``
+        reads (masses, inertias), call :meth:`set_const` for those envs.
+        """
+        return self._batch.expand(name)
+
+    def set_const(self, env_ids: np.ndarray | None = None) -> None:
+        """Recompute the constants derived from per-env model fields of ``env_ids``."""
+        self._batch.set_const(None if env_ids is None else np.asarray(env_ids))
+
     # ---------------------------------------------------------------- stepping
     def step(self, env_ids: np.ndarray | None, nstep: int) -> np.ndarray:
         """Advance ``env_ids`` (all when ``None``) by ``nstep`` substeps.

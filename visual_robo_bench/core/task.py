@@ -151,6 +151,14 @@ class Task:
         """Success, failure (termination) and progress metrics."""
         raise NotImplementedError
 
+    def on_state_set(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> None:
+        """Called after the env state of ``env_ids`` was written (reset, ``set_state``, clones).
+
+        Tasks that keep per-env model parameters (domain randomization) in their
+        task state write them back into ``sim.expand(...)`` arrays here, so that
+        a clone simulates with its source's parameters. The default does nothing.
+        """
+
     def after_step(self, sim: BatchSim, state: TaskState, action: np.ndarray, env_ids: np.ndarray) -> None:
         """Update the task state once per control step, after the reward.
 

@@ -262,6 +262,7 @@ class VRBVectorEnv(VectorEnv):
         for k in self.state.keys():
             self.state[k][ids] = 0
         self.task.initialize_episode(self.sim, self.state, ids, [self._rngs[i] for i in ids])
+        self.task.on_state_set(self.sim, self.state, ids)
         self.sim.forward(ids)
         self._elapsed[ids] = 0
         self._done[ids] = False
@@ -282,8 +283,9 @@ class VRBVectorEnv(VectorEnv):
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
         if len(state) != len(ids):
             raise ValueError(f"state has {len(state)} rows for {len(ids)} env ids")
-        self.sim.set_state(state.physics, ids)
         self.state.set(state.task, ids)
+        self.task.on_state_set(self.sim, self.state, ids)  # per-env model parameters follow the state
+        self.sim.set_state(state.physics, ids)
         self._elapsed[ids] = state.elapsed
         self._done[ids] = False
         self._started[ids] = True

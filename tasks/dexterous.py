@@ -19,74 +19,22 @@ ghosts inside the policy image (24), the 20-actuator tendon-coupled Shadow Hand
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import mujoco
 import numpy as np
 
-from visual_robo_bench.core import lod, scene
-from visual_robo_bench.core.config import CameraConfig, TaskConfig
+from visual_robo_bench.core import scene
+from visual_robo_bench.core.config import CameraConfig
 from visual_robo_bench.core.sim import BatchSim
-from visual_robo_bench.core.task import Evaluation, Task, TaskState
-from visual_robo_bench.models import provenance, resolve_model, shadow_hand_dir
+from visual_robo_bench.core.task import Evaluation, TaskState
 from visual_robo_bench.registry import register_task
 
+from ._common import (RobotTask, RobotTaskConfig, axis_angle_quat, mat_to_quat,  # noqa: F401 - also imported from here
+                      quat_conj, quat_mul, rotation_angle)
+
 # ------------------------------------------------------------------------------------ helpers
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of (..., 4) quaternions (w, x, y, z)."""
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
-
-
-def quat_conj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def rotation_angle(q_diff: np.ndarray) -> np.ndarray:
-    """theta = 2 asin(min(|vec(q)|, 1)) of (..., 4) unit quaternions."""
-    return 2.0 * np.arcsin(np.minimum(np.linalg.norm(q_diff[..., 1:], axis=-1), 1.0))
-
-
-def mat_to_quat(mat: np.ndarray) -> np.ndarray:
-    """(..., 9) row-major rotation matrices -> (..., 4) unit quaternions (w, x, y, z) with w >= 0.
-
-    Vectorised Shepperd method (the branch with the largest diagonal term).
-    """
-    m = mat.reshape(-1, 3, 3)
-    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
-    tr = m00 + m11 + m22
-    cand = np.stack([tr, m00, m11, m22], axis=1)
-    k = np.argmax(cand, axis=1)
-    q = np.empty((len(m), 4))
-    s = np.sqrt(np.maximum(1.0 + 2.0 * cand[np.arange(len(m)), k] - tr, 1e-300)) * 2.0  # 4 * |q_k|
-    r = lambda i, j: m[:, i, j]  # noqa: E731
-    w = np.select([k == 0, k == 1, k == 2, k == 3],
-                  [0.25 * s, (r(2, 1) - r(1, 2)) / s, (r(0, 2) - r(2, 0)) / s, (r(1, 0) - r(0, 1)) / s])
-    x = np.select([k == 0, k == 1, k == 2, k == 3],
-                  [(r(2, 1) - r(1, 2)) / s, 0.25 * s, (r(0, 1) + r(1, 0)) / s, (r(0, 2) + r(2, 0)) / s])
-    y = np.select([k == 0, k == 1, k == 2, k == 3],
-                  [(r(0, 2) - r(2, 0)) / s, (r(0, 1) + r(1, 0)) / s, 0.25 * s, (r(1, 2) + r(2, 1)) / s])
-    z = np.select([k == 0, k == 1, k == 2, k == 3],
-                  [(r(1, 0) - r(0, 1)) / s, (r(0, 2) + r(2, 0)) / s, (r(1, 2) + r(2, 1)) / s, 0.25 * s])
-    q[:] = np.stack([w, x, y, z], axis=1)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
-    return q.reshape(*mat.shape[:-1], 4)
-
-
-def axis_angle_quat(axis: np.ndarray, angle: float) -> np.ndarray:
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    return np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
 
 
 def site_velocity(sim: BatchSim, model: mujoco.MjModel, env_ids: np.ndarray, site_ids: np.ndarray):
@@ -97,45 +45,6 @@ def site_velocity(sim: BatchSim, model: mujoco.MjModel, env_ids: np.ndarray, sit
     ang, lin = cvel[..., :3], cvel[..., 3:]
     lin = lin + np.cross(ang, sim.site_xpos[env_ids][:, site_ids] - com)
     return lin, ang
-
-
-@dataclass(frozen=True)
-class RobotTaskConfig(TaskConfig):
-    """Settings shared by tasks built on a resolved robot model.
-
-    Attributes:
-        model_dir: Directory with the robot models (offline layout); default
-            ``$VRB_MODEL_DIR``, then ``robot_descriptions``. Where the files come
-            from is not part of the task definition: this field is left out of
-            :meth:`to_dict` and :meth:`hash`.
-        lod_ratio: Fraction of faces kept per visual-only mesh in the CPU render
-            profile (1 = original meshes).
-        lod_min_faces: Smallest face count a decimated mesh keeps.
-    """
-
-    model_dir: str | None = None
-    lod_ratio: float = 1.0
-    lod_min_faces: int = 64
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("model_dir", None)
-        return d
-
-
-class RobotTask(Task):
-    """A task on a resolved robot model, with the CPU-profile mesh LOD."""
-
-    robot: str = ""
-
-    def model_path(self) -> Path:
-        path = resolve_model(self.robot, self.cfg.model_dir)
-        self.provenance = provenance(self.robot, path)  # source, commit, XML hash: recorded in results files
-        return path
-
-    def apply_lod(self, spec: mujoco.MjSpec) -> None:
-        if self.cfg.lod_ratio < 1.0:
-            self.lod_stats = lod.decimate_visual_meshes(spec, self.cfg.lod_ratio, self.cfg.lod_min_faces)
 
 
 # ------------------------------------------------------------------------ in-hand reorientation
@@ -179,6 +88,7 @@ class CubeTask(RobotTask):
     cube_joint: str = "object:joint"
     ghost_body: str = "target"
     fingertip_sites: tuple[str, ...] = ()
+    cube_angvel_scale: float | None = None  # factor on the cube's angular velocity in ``privileged`` (None: 1)
     metric_names = ("orientation_error", "position_error", "dropped")
 
     # ---- scene
@@ -231,7 +141,11 @@ class CubeTask(RobotTask):
         sim.qvel[env_ids] = 0.0
         sim.forward(env_ids)
         # actuator targets match the pose (coupled actuators: their tendon length)
-        ctrl = np.clip(sim.actuator_length[env_ids], self.ctrl_lo, self.ctrl_hi)
+        self.hold_targets(sim, state, env_ids, sim.actuator_length[env_ids])
+
+    def hold_targets(self, sim, state, env_ids, targets: np.ndarray) -> None:
+        """ctrl = ``targets`` clipped to the ctrl ranges; a_{t-1} = a_{t-2} = the action that holds them."""
+        ctrl = np.clip(targets, self.ctrl_lo, self.ctrl_hi)
         sim.ctrl[env_ids] = ctrl
         a0 = (ctrl - (self.ctrl_lo + self.ctrl_hi) / 2) / ((self.ctrl_hi - self.ctrl_lo) / 2)
         state["prev_action"][env_ids] = a0
@@ -263,6 +177,22 @@ class CubeTask(RobotTask):
         pos, quat = self.cube_pose(sim, env_ids)
         v = sim.qvel[env_ids]
         return pos, quat, v[:, self.cube_v:self.cube_v + 3], v[:, self.cube_v + 3:self.cube_v + 6]
+
+    def observe(self, sim, state, env_ids):
+        k = len(env_ids)
+        qs, qd = self.hand_vector(sim, env_ids)
+        cpos, cquat, clin, cang = self.cube_state(sim, env_ids)
+        if self.cube_angvel_scale is not None:
+            cang = self.cube_angvel_scale * cang
+        goal_q = state["goal_quat"][env_ids]
+        goal_p = np.broadcast_to(np.asarray(self.cfg.goal_pos), (k, 3))
+        diff = quat_mul(cquat, quat_conj(goal_q))
+        tpos, tquat, tlin, tang = self.fingertips(sim, env_ids)
+        prev = state["prev_action"][env_ids]
+        proprio = np.concatenate([qs, 0.2 * qd, goal_p, goal_q, tpos, tquat, tlin, tang, prev], axis=1)
+        priv = np.concatenate([qs, 0.2 * qd, cpos, cquat, clin, cang, goal_p, goal_q, diff,
+                               tpos, tquat, tlin, tang, prev], axis=1)
+        return {"proprio": proprio, "privileged": priv}
 
     # ---- reward, success
     def reward_terms(self, sim, state, action, env_ids):
@@ -355,12 +285,10 @@ class ShadowCube(CubeTask):
     config_cls = ShadowCubeConfig
     robot = "shadow_hand"
     fingertip_sites = SHADOW_TIPS
+    cube_angvel_scale = 0.2
 
     def build_scene(self):
-        spec = mujoco.MjSpec.from_file(str(self.model_path()))
-        scene.remove_lights_and_floor(spec, floor_names=("floor0",))
-        for cam in list(spec.cameras):
-            spec.delete(cam)
+        spec = self.load_robot(floor_names=("floor0",))
         # the model's free-jointed target becomes the mocap goal ghost
         spec.delete(spec.body("target"))
         mat = spec.add_material(name="vrb_goal", rgba=[1.0, 1.0, 1.0, self.cfg.ghost_alpha], specular=0.3)
@@ -371,26 +299,12 @@ class ShadowCube(CubeTask):
         if hidden is not None:
             spec.delete(hidden)
         scene.add_floor(spec, half_size=(1.0, 1.0), center=(1.0, 1.0))
-        self.apply_lod(spec)
-        scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
+        self.finish_robot_scene(spec)
         return spec
 
     def initialize_episode(self, sim, state, env_ids, rngs):
         self.place(sim, state, env_ids, rngs, np.zeros(len(self.hq)))
 
-    def observe(self, sim, state, env_ids):
-        k = len(env_ids)
-        qs, qd = self.hand_vector(sim, env_ids)
-        cpos, cquat, clin, cang = self.cube_state(sim, env_ids)
-        goal_q = state["goal_quat"][env_ids]
-        goal_p = np.broadcast_to(np.asarray(self.cfg.goal_pos), (k, 3))
-        diff = quat_mul(cquat, quat_conj(goal_q))
-        tpos, tquat, tlin, tang = self.fingertips(sim, env_ids)
-        prev = state["prev_action"][env_ids]
-        proprio = np.concatenate([qs, 0.2 * qd, goal_p, goal_q, tpos, tquat, tlin, tang, prev], axis=1)
-        priv = np.concatenate([qs, 0.2 * qd, cpos, cquat, clin, 0.2 * cang, goal_p, goal_q, diff,
-                               tpos, tquat, tlin, tang, prev], axis=1)
-        return {"proprio": proprio, "privileged": priv}
 
 
 # ------------------------------------------------------------------------------------ FrankaPick
@@ -493,12 +407,7 @@ class FrankaPick(RobotTask):
 
     def build_scene(self):
         c = self.cfg
-        spec = mujoco.MjSpec.from_file(str(self.model_path()))
-        scene.remove_lights_and_floor(spec)
-        for cam in list(spec.cameras):
-            spec.delete(cam)
-        for key in list(spec.keys):
-            spec.delete(key)
+        spec = self.load_robot()
         scene.add_floor(spec, half_size=(1.0, 1.0), center=(0.4, 0.0), checker=0.25,
                         rgb1=(0.55, 0.38, 0.22), rgb2=(0.62, 0.45, 0.28))
         cube = spec.worldbody.add_body(name="cube", pos=list(c.cube_spawn))
@@ -520,8 +429,7 @@ class FrankaPick(RobotTask):
         spec.add_sensor(name="hand_floor", type=mujoco.mjtSensor.mjSENS_CONTACT,
                         objtype=mujoco.mjtObj.mjOBJ_XBODY, objname="hand",
                         reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="floor", intprm=[1, 0, 1])
-        self.apply_lod(spec)
-        scene.finish_scene(spec, c.cameras, c.render_profile)
+        self.finish_robot_scene(spec)
         return spec
 
     def setup(self, model):

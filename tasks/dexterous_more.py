@@ -6,12 +6,10 @@ resolver (:mod:`visual_robo_bench.models`): ``VRB_MODEL_DIR`` / ``model_dir=`` o
 source model is an absolute assignment made with ``MjSpec`` (:func:`modify_allegro`,
 :func:`modify_aloha`), so applying it to an already modified copy (the offline
 ones) changes no compiled field. Heavy visual meshes are decimated for the CPU
-render profile with :mod:`visual_robo_bench.core.lod`'s contract (visual-only
-meshes, inertia frozen, source-frame placement, on-disk cache keyed by source
-and parameters) but with the quadric aggressiveness as a parameter and optional
-vertex clustering (:func:`decimate_visual_meshes`): lod.py's fixed setting
-collapses the Allegro links and stalls on the ALOHA meshes. The parameters are
-part of each task's config.
+render profile by :mod:`visual_robo_bench.core.lod` with a lower quadric
+aggressiveness (``lod_agg``) after vertex clustering (``lod_cell``): lod.py's
+default setting collapses the Allegro links and stalls on the ALOHA meshes. The
+parameters are part of each task's config.
 
 Upstream bugs fixed (``tasks.md`` section 4): the Allegro previous action is
 updated every step (2), native torsional friction instead of friction 4.0 on
@@ -22,140 +20,19 @@ predicate for the hand task (22), the Allegro goal ghost inside the policy image
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
-from visual_robo_bench.core import lod, scene
+from visual_robo_bench.core import scene
 from visual_robo_bench.core.config import CameraConfig
 from visual_robo_bench.core.task import Evaluation
 from visual_robo_bench.models import shadow_hand_dir
 from visual_robo_bench.registry import register_task
 
-from .dexterous import CubeConfig, CubeTask, RobotTask, RobotTaskConfig, quat_conj, quat_mul
-
-
-# ------------------------------------------------------------------------------------ mesh LOD
-
-
-def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
-    """Vertex clustering on a uniform grid of ``cell`` metres (deterministic).
-
-    Every vertex moves to the mean of the vertices in its grid cell; faces that
-    collapse or repeat are dropped. Used before the quadric pass on meshes whose
-    thousands of tiny triangles stall it (the ALOHA finger meshes: ~30k faces each,
-    quadric decimation alone stops near 9k whatever its settings).
-    """
-    key = np.floor(np.asarray(vertices, np.float64) / cell).astype(np.int64)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    rep = np.zeros((len(counts), 3))
-    np.add.at(rep, inverse, vertices)
-    rep /= counts[:, None]
-    f = inverse[faces]
-    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
-    f = f[np.sort(first)]
-    used = np.unique(f)
-    remap = np.full(len(rep), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return rep[used], remap[f]
-
-
-def decimate_mesh(vertices: np.ndarray, faces: np.ndarray, target: int, agg: int,
-                  cell: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`lod.decimate` with a choice of quadric aggressiveness ``agg`` (deterministic),
-    optionally after vertex clustering on a ``cell``-metre grid (:func:`cluster_vertices`).
-
-    ``lod.decimate`` uses agg 7, which collapses the thin Allegro link shells (the medial
-    link keeps 6% of its volume at 10% of its faces); agg 2 keeps every Allegro mesh
-    within 10% of its volume.
-    """
-    import fast_simplification
-
-    key = np.round(np.asarray(vertices, np.float64) / 1e-7).astype(np.int64)
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    vertices = np.asarray(vertices, np.float64)[first]
-    faces = inverse.reshape(-1)[faces]
-    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-    if cell > 0:
-        vertices, faces = cluster_vertices(vertices, faces, cell)
-    if target >= len(faces):
-        return vertices, faces.astype(np.int32)
-    pts, tris = fast_simplification.simplify(np.ascontiguousarray(vertices), np.ascontiguousarray(faces, np.int32),
-                                             target_reduction=1.0 - target / len(faces), agg=agg)
-    used = np.unique(tris)
-    remap = np.full(len(pts), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return np.asarray(pts[used], np.float64), remap[tris].astype(np.int32)
-
-
-def decimate_visual_meshes(spec: mujoco.MjSpec, ratio: float, min_faces: int, agg: int,
-                           cell: float = 0.0) -> lod.LODStats:
-    """:func:`lod.decimate_visual_meshes` with the quadric aggressiveness as a parameter.
-
-    Same contract: only visual-only, untextured meshes above ``min_faces`` change; the bodies
-    drawing them get their compiled inertia explicitly (physics unchanged); the copy is placed
-    in the source file's frame; results are cached under ``lod.cache_dir()`` keyed by the
-    source mesh and every parameter.
-    """
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"LOD ratio must be in (0, 1], got {ratio}")
-    model = spec.copy().compile()
-    params = {"ratio": ratio, "min_faces": min_faces, "agg": agg, "cell": cell, "format": lod.LOD_FORMAT,
-              "simplifier": lod._simplifier_version()}
-    blob = json.dumps(params, sort_keys=True).encode()
-    folder = lod.cache_dir()
-    frozen: set[int] = set()
-    names, hits, before, after = [], 0, 0, 0
-    for k, geoms in sorted(lod.visual_only_meshes(model).items()):
-        nf = int(model.mesh_facenum[k])
-        before += nf * len(geoms)
-        target = lod.target_faces(nf, ratio, min_faces)
-        if target >= nf or model.mesh_texcoordnum[k] > 0 or not lod._freeze_inertia(spec, model, geoms, frozen):
-            after += nf * len(geoms)
-            continue
-        verts, faces = lod._mesh_in_source_frame(model, k)
-        key = hashlib.sha256(verts.astype(np.float32).tobytes() + faces.tobytes() + blob).hexdigest()[:32]
-        path = folder / f"{key}.npz"
-        new = None
-        if path.is_file():
-            try:
-                with np.load(path) as z:
-                    new = (z["vertices"], z["faces"])
-                hits += 1
-            except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
-                new = None
-        if new is None:
-            new = decimate_mesh(verts, faces, target, agg, cell)
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"{key}.{os.getpid()}.tmp.npz"
-            np.savez(tmp, vertices=new[0], faces=new[1])
-            os.replace(tmp, path)
-        sm = spec.mesh(model.mesh(k).name)
-        sm.file = ""
-        sm.scale = [1.0, 1.0, 1.0]
-        sm.refpos = [0.0, 0.0, 0.0]
-        sm.refquat = [1.0, 0.0, 0.0, 0.0]
-        sm.uservert = new[0].astype(np.float64).ravel().tolist()
-        sm.userface = new[1].astype(np.int32).ravel().tolist()
-        names.append(model.mesh(k).name)
-        after += len(new[1]) * len(geoms)
-    return lod.LODStats(tuple(names), before, after, hits)
-
-
-class AggLODMixin:
-    """Tasks whose config has ``lod_agg`` and ``lod_cell``: decimate with them."""
-
-    def apply_lod(self, spec: mujoco.MjSpec) -> None:
-        c = self.cfg
-        if c.lod_ratio < 1.0:
-            self.lod_stats = decimate_visual_meshes(spec, c.lod_ratio, c.lod_min_faces, c.lod_agg, c.lod_cell)
+from ._common import RobotTask, RobotTaskConfig
+from .dexterous import CubeConfig, CubeTask
 
 
 # ----------------------------------------------------------------------------------- AllegroCube
@@ -256,7 +133,7 @@ class AllegroCubeConfig(CubeConfig):
 
 
 @register_task("VRB/AllegroCube-v0")
-class AllegroCube(AggLODMixin, CubeTask):
+class AllegroCube(CubeTask):
     """Allegro hand turns a 6 cm lettered cube to a goal orientation shown as a ghost.
 
     **Description.** Menagerie ``wonik_allegro/right_hand.xml`` (16 position-controlled joints, no
@@ -302,12 +179,7 @@ class AllegroCube(AggLODMixin, CubeTask):
 
     def build_scene(self):
         c = self.cfg
-        spec = mujoco.MjSpec.from_file(str(self.model_path()))
-        scene.remove_lights_and_floor(spec)
-        for cam in list(spec.cameras):
-            spec.delete(cam)
-        for key in list(spec.keys):
-            spec.delete(key)
+        spec = self.load_robot()
         modify_allegro(spec)
         for sensor in list(spec.sensors):  # the SDPG copy's fingertip "trace" sensors (visualisation only)
             spec.delete(sensor)
@@ -325,8 +197,7 @@ class AllegroCube(AggLODMixin, CubeTask):
                       density=c.cube_density, friction=[c.cube_friction, 0.005, 0.0001], material="vrb_cube")
         self.add_ghost(spec, "vrb_goal")
         scene.add_floor(spec, half_size=(0.6, 0.6), center=(0.25, 0.0), checker=0.1)
-        self.apply_lod(spec)
-        scene.finish_scene(spec, c.cameras, c.render_profile)
+        self.finish_robot_scene(spec)
         return spec
 
     def initialize_episode(self, sim, state, env_ids, rngs):
@@ -342,31 +213,13 @@ class AllegroCube(AggLODMixin, CubeTask):
             sim.qpos[i] = q
             self.set_goal(sim, state, np.array([i]), self.sample_goal(r)[None])
         sim.qvel[env_ids] = 0.0
-        ctrl = np.clip(sim.qpos[env_ids][:, self.hq[self.act_joint]], self.ctrl_lo, self.ctrl_hi)
-        sim.ctrl[env_ids] = ctrl
-        a0 = (ctrl - (self.ctrl_lo + self.ctrl_hi) / 2) / ((self.ctrl_hi - self.ctrl_lo) / 2)
-        state["prev_action"][env_ids] = a0
-        state["prev_action2"][env_ids] = a0
+        self.hold_targets(sim, state, env_ids, sim.qpos[env_ids][:, self.hq[self.act_joint]])
 
     def setup(self, model):
         super().setup(model)
         # actuator k drives hand joint self.hand_joints[self.act_joint[k]]
         pos = {int(j): k for k, j in enumerate(self.hand_joints)}
         self.act_joint = np.array([pos[int(model.actuator_trnid[k, 0])] for k in range(model.nu)])
-
-    def observe(self, sim, state, env_ids):
-        k = len(env_ids)
-        qs, qd = self.hand_vector(sim, env_ids)
-        cpos, cquat, clin, cang = self.cube_state(sim, env_ids)
-        goal_q = state["goal_quat"][env_ids]
-        goal_p = np.broadcast_to(np.asarray(self.cfg.goal_pos), (k, 3))
-        diff = quat_mul(cquat, quat_conj(goal_q))
-        tpos, tquat, tlin, tang = self.fingertips(sim, env_ids)
-        prev = state["prev_action"][env_ids]
-        proprio = np.concatenate([qs, 0.2 * qd, goal_p, goal_q, tpos, tquat, tlin, tang, prev], axis=1)
-        priv = np.concatenate([qs, 0.2 * qd, cpos, cquat, clin, cang, goal_p, goal_q, diff,
-                               tpos, tquat, tlin, tang, prev], axis=1)
-        return {"proprio": proprio, "privileged": priv}
 
 
 # --------------------------------------------------------------------------------- AlohaInsertion
@@ -558,7 +411,7 @@ class AlohaInsertionConfig(RobotTaskConfig):
 
 
 @register_task("VRB/AlohaInsertion-v0")
-class AlohaInsertion(AggLODMixin, RobotTask):
+class AlohaInsertion(RobotTask):
     """ALOHA 2 bimanual peg-in-socket: one arm lifts the socket, the other inserts the peg.
 
     **Description.** Menagerie ``aloha/aloha.xml`` (two ViperX 300s, 6 arm joints + a parallel
@@ -674,8 +527,7 @@ class AlohaInsertion(AggLODMixin, RobotTask):
                 spec.add_sensor(name=f"{side}/{finger}_finger_table", type=mujoco.mjtSensor.mjSENS_CONTACT,
                                 objtype=mujoco.mjtObj.mjOBJ_XBODY, objname=f"{side}/{finger}_finger_link",
                                 reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="table", intprm=[1, 0, 1])
-        self.apply_lod(spec)
-        scene.finish_scene(spec, c.cameras, c.render_profile)
+        self.finish_robot_scene(spec)
         return spec
 
     def setup(self, model):

@@ -21,21 +21,20 @@ generator seeded by ``terrain_seed`` (21); G1 pelvis/torso contact terminates
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mujoco
 import numpy as np
 
 from visual_robo_bench.core import lod, scene
-from visual_robo_bench.core.config import CameraConfig, TaskConfig
+from visual_robo_bench.core.config import CameraConfig
 from visual_robo_bench.core.sim import BatchSim
-from visual_robo_bench.core.task import Evaluation, Task, TaskState
-from visual_robo_bench.models import provenance, resolve_model
+from visual_robo_bench.core.task import Evaluation, TaskState
 from visual_robo_bench.registry import register_task
+
+from ._common import HurdleRow, RobotTask, RobotTaskConfig, heading_alignment, random_tilt_quat
 
 # ------------------------------------------------------------------------------------ helpers
 
@@ -43,13 +42,6 @@ from visual_robo_bench.registry import register_task
 def wrap_angle(x: np.ndarray) -> np.ndarray:
     """Angles wrapped to [-pi, pi)."""
     return (np.asarray(x) + np.pi) % (2 * np.pi) - np.pi
-
-
-def random_tilt_quat(rng: np.random.Generator, max_angle: float) -> np.ndarray:
-    """Quaternion (w, x, y, z) of a rotation by U(0, max_angle) about a random horizontal axis."""
-    angle = rng.uniform(0.0, max_angle)
-    phi = rng.uniform(0.0, 2 * math.pi)
-    return np.array([math.cos(angle / 2), math.sin(angle / 2) * math.cos(phi), math.sin(angle / 2) * math.sin(phi), 0.0])
 
 
 def yaw_of(xmat: np.ndarray) -> np.ndarray:
@@ -94,19 +86,9 @@ def drop_unused_texcoords(spec: mujoco.MjSpec) -> list[str]:
             continue
         if any(model.geom_contype[g] or model.geom_conaffinity[g] or model.geom_matid[g] in textured_mat for g in geoms):
             continue
-        va, vn = model.mesh_vertadr[k], model.mesh_vertnum[k]
-        fa, fn = model.mesh_faceadr[k], model.mesh_facenum[k]
-        rot = np.zeros(9)
-        mujoco.mju_quat2Mat(rot, model.mesh_quat[k].astype(np.float64))
-        verts = model.mesh_vert[va:va + vn].astype(np.float64) @ rot.reshape(3, 3).T + model.mesh_pos[k]
-        sm = spec.mesh(model.mesh(k).name)
-        sm.file = ""
-        sm.scale = [1.0, 1.0, 1.0]
-        sm.refpos = [0.0, 0.0, 0.0]
-        sm.refquat = [1.0, 0.0, 0.0, 0.0]
-        sm.uservert = verts.ravel().tolist()
-        sm.userface = model.mesh_face[fa:fa + fn].astype(np.int32).ravel().tolist()
-        names.append(sm.name)
+        verts, faces = lod.mesh_in_source_frame(model, k)
+        lod.set_user_mesh(spec, model.mesh(k).name, verts, faces)
+        names.append(model.mesh(k).name)
     return names
 
 
@@ -121,52 +103,20 @@ def add_contact_sensor(spec: mujoco.MjSpec, name: str, objtype, objname: str, re
 
 
 @dataclass(frozen=True)
-class LeggedConfig(TaskConfig):
-    """Settings shared by the legged tasks.
+class LeggedConfig(RobotTaskConfig):
+    """Settings shared by the legged tasks (``model_dir``, ``lod_ratio``, ``lod_min_faces``:
+    see :class:`RobotTaskConfig`; visual meshes keep 2%, at least 32 faces)."""
 
-    Attributes:
-        model_dir: Directory with the robot models (offline layout); default
-            ``$VRB_MODEL_DIR``, then ``robot_descriptions``. Where the files come
-            from is not part of the task definition (left out of :meth:`hash`).
-        lod_ratio: Fraction of faces kept per visual-only mesh in the CPU render profile.
-        lod_min_faces: Smallest face count a decimated mesh keeps.
-    """
-
-    model_dir: str | None = None
     lod_ratio: float = 0.02
     lod_min_faces: int = 32
     timestep: float = 0.005
     substeps: int = 4
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("model_dir", None)
-        return d
 
-
-class LeggedTask(Task):
+class LeggedTask(RobotTask):
     """A task on a resolved legged-robot model with a free base."""
 
-    robot: str = ""
     base_body: str = ""
-
-    def model_path(self) -> Path:
-        path = resolve_model(self.robot, self.cfg.model_dir)
-        self.provenance = provenance(self.robot, path)  # recorded in the env spec and results files
-        return path
-
-    def load_robot(self) -> mujoco.MjSpec:
-        spec = mujoco.MjSpec.from_file(str(self.model_path()))
-        scene.remove_lights_and_floor(spec)
-        for cam in list(spec.cameras):
-            spec.delete(cam)
-        for key in list(spec.keys):
-            spec.delete(key)
-        return spec
-
-    def apply_lod(self, spec: mujoco.MjSpec) -> None:
-        if self.cfg.lod_ratio < 1.0:
-            self.lod_stats = lod.decimate_visual_meshes(spec, self.cfg.lod_ratio, self.cfg.lod_min_faces)
 
     def setup(self, model):
         super().setup(model)
@@ -318,8 +268,7 @@ class Go2Base(LeggedTask):
         self.build_ground(spec)
         if self.cfg.lod_ratio < 1.0:
             drop_unused_texcoords(spec)
-        self.apply_lod(spec)
-        scene.finish_scene(spec, c.cameras, c.render_profile)
+        self.finish_robot_scene(spec)
         self.set_depth_intrinsics(spec)
         return spec
 
@@ -611,7 +560,7 @@ def _g1_default(joint: str) -> float:
 
 
 @dataclass(frozen=True)
-class G1HurdleConfig(LeggedConfig):
+class G1HurdleConfig(HurdleRow, LeggedConfig):
     """VRB/G1Hurdle-v0 (tasks.md 3.12)."""
 
     max_episode_steps: int = 1000
@@ -654,15 +603,6 @@ class G1HurdleConfig(LeggedConfig):
     w_upright: float = 0.1
     w_heading: float = 1.0
     w_action: float = -0.002
-
-    @property
-    def hurdle_x(self) -> np.ndarray:
-        return self.hurdle_start + self.hurdle_spacing * np.arange(self.hurdle_count)
-
-    @property
-    def hurdle_heights(self) -> np.ndarray:
-        i = np.arange(self.hurdle_count)
-        return self.hurdle_min_height + (self.hurdle_max_height - self.hurdle_min_height) * i / max(1, self.hurdle_count - 1)
 
 
 @register_task("VRB/G1Hurdle-v0")
@@ -749,8 +689,7 @@ class G1Hurdle(LeggedTask):
         for body in ("pelvis", "torso_link"):
             add_contact_sensor(spec, f"{body}_ground", mujoco.mjtObj.mjOBJ_BODY, body,
                                mujoco.mjtObj.mjOBJ_BODY, "world")
-        self.apply_lod(spec)
-        scene.finish_scene(spec, c.cameras, c.render_profile)
+        self.finish_robot_scene(spec)
         return spec
 
     def setup(self, model):
@@ -801,9 +740,7 @@ class G1Hurdle(LeggedTask):
 
     def heading(self, sim, env_ids):
         pos, xmat = self.base_pose(sim, env_ids)
-        d = np.stack([self.cfg.heading_target - pos[:, 0], -pos[:, 1]], axis=1)
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        return xmat[:, 0] * d[:, 0] + xmat[:, 3] * d[:, 1]
+        return heading_alignment(xmat, pos, self.cfg.heading_target)
 
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg
@@ -827,8 +764,7 @@ class G1Hurdle(LeggedTask):
         c = self.cfg
         x = sim.xpos[env_ids, self.base_id, 0]
         failure = self.failure(sim, state, env_ids)
-        cleared = (x[:, None] > c.hurdle_x[None] + c.hurdle_thickness / 2).sum(axis=1)
         success = (x >= c.success_x) & ~failure
         return Evaluation(success, failure, {"distance": x - state["spawn_x"][env_ids, 0],
-                                             "hurdles_cleared": cleared.astype(np.float64),
+                                             "hurdles_cleared": c.hurdles_cleared(x),
                                              "fell": failure.astype(np.float64)})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -23,6 +23,8 @@ from visual_robo_bench.core.config import CameraConfig, TaskConfig
 from visual_robo_bench.core.sim import BatchSim
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
 from visual_robo_bench.registry import register_task
+
+from ._common import HurdleRow, heading_alignment, random_tilt_quat
 
 
 def gymnasium_asset(name: str) -> str:
@@ -41,14 +43,6 @@ def dm_control_asset(name: str) -> str:
     if spec is None or spec.origin is None:
         raise ImportError("dm_control is required for this task: pip install 'dm_control==1.0.50'")
     return os.path.join(os.path.dirname(spec.origin), "suite", name)
-
-
-def random_tilt_quat(rng: np.random.Generator, max_angle: float) -> np.ndarray:
-    """Quaternion (w, x, y, z) of a rotation by U(0, max_angle) about a random horizontal axis."""
-    angle = rng.uniform(0.0, max_angle)
-    phi = rng.uniform(0.0, 2 * math.pi)
-    axis = np.array([math.cos(phi), math.sin(phi), 0.0])
-    return np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
 
 
 def tracking_camera(pos, lookat=(0.0, 0.0, 0.0), body: str = "torso") -> CameraConfig:
@@ -299,7 +293,7 @@ class Walker(WalkerBase):
 
 
 @dataclass(frozen=True)
-class WalkerHurdleConfig(WalkerConfig):
+class WalkerHurdleConfig(HurdleRow, WalkerConfig):
     """VRB/WalkerHurdle-v0 (tasks.md 3.5)."""
 
     proprio_dim: int = 17
@@ -322,15 +316,6 @@ class WalkerHurdleConfig(WalkerConfig):
     w_forward: float = 10.0
     w_alive: float = 1.0
     w_action: float = -0.1
-
-    @property
-    def hurdle_x(self) -> np.ndarray:
-        return self.hurdle_start + self.hurdle_spacing * np.arange(self.hurdle_count)
-
-    @property
-    def hurdle_heights(self) -> np.ndarray:
-        i = np.arange(self.hurdle_count)
-        return self.hurdle_min_height + (self.hurdle_max_height - self.hurdle_min_height) * i / max(1, self.hurdle_count - 1)
 
 
 @register_task("VRB/WalkerHurdle-v0")
@@ -388,10 +373,9 @@ class WalkerHurdle(WalkerBase):
         c = self.cfg
         x = self.torso_x(sim, env_ids)
         failure = self.failure(sim, state, env_ids)
-        cleared = (x[:, None] > c.hurdle_x[None] + c.hurdle_thickness / 2).sum(axis=1)
         success = (x >= c.hurdle_x[-1] + 1.0) & ~failure
         return Evaluation(success, failure, {"distance": x - state["x0"][env_ids, 0],
-                                             "hurdles_cleared": cleared.astype(np.float64),
+                                             "hurdles_cleared": c.hurdles_cleared(x),
                                              "fell": failure.astype(np.float64)})
 
 
@@ -436,11 +420,8 @@ class FreeBaseTask(LocomotionTask):
 
     def heading(self, sim, env_ids):
         """Torso x-axis . horizontal unit vector toward (heading_target, 0)."""
-        xmat = sim.xmat[env_ids, self.torso_id]
-        pos = sim.xpos[env_ids, self.torso_id]
-        d = np.stack([self.heading_target - pos[:, 0], -pos[:, 1]], axis=1)
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        return xmat[:, 0] * d[:, 0] + xmat[:, 3] * d[:, 1]
+        return heading_alignment(sim.xmat[env_ids, self.torso_id], sim.xpos[env_ids, self.torso_id],
+                                 self.heading_target)
 
 
 ANT_ACTION_ORDER = ("hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", "hip_4", "ankle_4")

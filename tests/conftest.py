@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# helpers shared by the test modules (vrb_helpers.py): importable under --import-mode=importlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Robot models for tests: the offline copies beside the checkout (never a download).
 _SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"

@@ -12,45 +12,10 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from gymnasium.vector import AutoresetMode
 
 import visual_robo_bench  # noqa: F401
-from visual_robo_bench.models import ModelNotFoundError
 from visual_robo_bench.tasks.dexterous import axis_angle_quat, quat_conj, quat_mul, rotation_angle
-
-
-def make(task_id, n=1, **kw):
-    kw.setdefault("autoreset_mode", AutoresetMode.DISABLED)
-    return gym.make_vec(task_id, num_envs=n, **kw)
-
-
-def project(venv, cam_name, points):
-    """Pixel coordinates (u right, v down) of world points in camera ``cam_name`` of env 0."""
-    model = venv.model
-    cam = model.camera(cam_name).id
-    data = venv.sim.data(0)
-    mujoco.mj_kinematics(model, data)
-    mujoco.mj_camlight(model, data)
-    pos, R = data.cam_xpos[cam], data.cam_xmat[cam].reshape(3, 3)
-    h, w = venv.cfg.image_size
-    f = (h / 2) / math.tan(math.radians(model.cam_fovy[cam]) / 2)
-    pc = (np.asarray(points) - pos) @ R  # camera frame: x right, y up, -z forward
-    assert (pc[:, 2] < 0).all(), "points behind the camera"
-    u = w / 2 + f * pc[:, 0] / -pc[:, 2]
-    v = h / 2 - f * pc[:, 1] / -pc[:, 2]
-    return np.stack([u, v], axis=1)
-
-
-def box_corners(center, quat, half):
-    R = np.zeros(9)
-    mujoco.mju_quat2Mat(R, np.asarray(quat, float))
-    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-    return np.asarray(center) + (signs * half) @ R.reshape(3, 3).T
-
-
-def hold(venv):
-    """The action that keeps the current actuator targets (the normalised previous action)."""
-    return venv.state["prev_action"].astype(np.float32).copy()
+from vrb_helpers import box_corners, hold, make, needs_model, project, settle
 
 
 # ---------------------------------------------------------------------------------- quaternions
@@ -115,18 +80,11 @@ def test_shadow_reset_distribution_and_goal():
     env.close()
 
 
-def _settle(venv, env, steps=15):
-    for _ in range(steps):
-        obs, r, te, tr, info = env.step(hold(venv))
-    assert not te.any()
-    return obs, info
-
-
 def test_shadow_success_when_goal_is_reached_and_not_otherwise():
     env = make(SHADOW, n=2, obs_mode="state")
     venv = env.unwrapped
     env.reset(seed=1)
-    _settle(venv, env)
+    settle(venv, env)
     ids = np.arange(2)
     _, quat = venv.task.cube_pose(venv.sim, ids)
     # env 0: the goal is the block's current orientation (solved); env 1: 80 degrees away (failed)
@@ -212,17 +170,7 @@ def test_model_dir_is_not_part_of_the_definition(tmp_path):
 FRANKA = "VRB/FrankaPick-v0"
 
 
-def _panda_available() -> bool:
-    from visual_robo_bench.models import resolve_model
-
-    try:
-        resolve_model("franka_emika_panda")
-    except ModelNotFoundError:
-        return False
-    return True
-
-
-pytestmark_franka = pytest.mark.skipif(not _panda_available(), reason="Panda model unavailable offline (VRB_MODEL_DIR)")
+pytestmark_franka = needs_model("franka_emika_panda", "Panda model unavailable offline (VRB_MODEL_DIR)")
 
 
 class PickController:

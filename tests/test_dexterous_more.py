@@ -12,51 +12,13 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from gymnasium.vector import AutoresetMode
 
 import visual_robo_bench  # noqa: F401
 import visual_robo_bench.tasks.dexterous_more as dm  # registers the tasks even before tasks/__init__ lists them
 from visual_robo_bench.core import lod
-from visual_robo_bench.models import ModelNotFoundError, resolve_model
+from visual_robo_bench.models import resolve_model
 from visual_robo_bench.tasks.dexterous import axis_angle_quat, quat_mul, rotation_angle
-
-
-def make(task_id, n=1, **kw):
-    kw.setdefault("autoreset_mode", AutoresetMode.DISABLED)
-    return gym.make_vec(task_id, num_envs=n, **kw)
-
-
-def available(robot: str) -> bool:
-    try:
-        resolve_model(robot)
-    except ModelNotFoundError:
-        return False
-    return True
-
-
-def project(venv, cam_name, points, env=0):
-    """Pixel coordinates (u right, v down) of world points in camera ``cam_name`` of env ``env``."""
-    model = venv.model
-    cam = model.camera(cam_name).id
-    data = venv.sim.data(env)
-    mujoco.mj_kinematics(model, data)
-    mujoco.mj_camlight(model, data)
-    pos, R = data.cam_xpos[cam], data.cam_xmat[cam].reshape(3, 3)
-    h, w = venv.cfg.image_size
-    f = (h / 2) / math.tan(math.radians(model.cam_fovy[cam]) / 2)
-    pc = (np.asarray(points) - pos) @ R  # camera frame: x right, y up, -z forward
-    assert (pc[:, 2] < 0).all(), "points behind the camera"
-    u = w / 2 + f * pc[:, 0] / -pc[:, 2]
-    v = h / 2 - f * pc[:, 1] / -pc[:, 2]
-    return np.stack([u, v], axis=1)
-
-
-def box_corners(center, quat, half):
-    R = np.zeros(9)
-    mujoco.mju_quat2Mat(R, np.asarray(quat, float))
-    half = np.broadcast_to(np.asarray(half, float), (3,))
-    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-    return np.asarray(center) + (signs * half) @ R.reshape(3, 3).T
+from vrb_helpers import box_corners, hold, make, needs_model, project, settle
 
 
 def compiled_fields_equal(m0: mujoco.MjModel, m1: mujoco.MjModel) -> list[str]:
@@ -80,12 +42,7 @@ def compiled_fields_equal(m0: mujoco.MjModel, m1: mujoco.MjModel) -> list[str]:
 # ----------------------------------------------------------------------------------- AllegroCube
 
 ALLEGRO = "VRB/AllegroCube-v0"
-needs_allegro = pytest.mark.skipif(not available("allegro_hand"), reason="Allegro model unavailable offline")
-
-
-def hold(venv):
-    """The action that keeps the current actuator targets (the normalised previous action)."""
-    return venv.state["prev_action"].astype(np.float32).copy()
+needs_allegro = needs_model("allegro_hand", "Allegro model unavailable offline")
 
 
 @needs_allegro
@@ -177,8 +134,8 @@ def test_allegro_decimated_hand_looks_like_the_original():
     cfg = visual_robo_bench.get_task(ALLEGRO).config
     for k in lod.visual_only_meshes(m):
         v, f = lod._mesh_in_source_frame(m, k)
-        nv, nf = dm.decimate_mesh(v, f, lod.target_faces(len(f), cfg.lod_ratio, cfg.lod_min_faces), cfg.lod_agg,
-                                  cfg.lod_cell)
+        nv, nf = lod.decimate(v, f, lod.target_faces(len(f), cfg.lod_ratio, cfg.lod_min_faces), cfg.lod_agg,
+                              cfg.lod_cell)
         assert len(nf) < len(f)
         assert _volume(nv, nf) == pytest.approx(_volume(v, f), rel=0.1), m.mesh(k).name
 
@@ -218,19 +175,12 @@ def test_allegro_reset_distribution_and_goal():
     env.close()
 
 
-def _settle(venv, env, steps=15):
-    for _ in range(steps):
-        obs, r, te, tr, info = env.step(hold(venv))
-    assert not te.any()
-    return obs, info
-
-
 @needs_allegro
 def test_allegro_cube_rests_in_the_palm():
     env = make(ALLEGRO, n=4, obs_mode="state")
     venv = env.unwrapped
     env.reset(seed=3)
-    _, info = _settle(venv, env, steps=40)
+    _, info = settle(venv, env, steps=40)
     d = info["metrics"]["position_error"]
     assert (d < 0.03).all(), d  # held near p_goal = (0.25, 0, 0.25), not dropped
     assert not info["physics_error"].any()
@@ -242,7 +192,7 @@ def test_allegro_success_when_goal_is_reached_and_not_otherwise():
     env = make(ALLEGRO, n=2, obs_mode="state")
     venv = env.unwrapped
     env.reset(seed=1)
-    _settle(venv, env)
+    settle(venv, env)
     ids = np.arange(2)
     _, quat = venv.task.cube_pose(venv.sim, ids)
     # env 0: the goal is the cube's current orientation (solved); env 1: 80 degrees away (failed)
@@ -350,7 +300,7 @@ def test_allegro_camera_sees_cube_and_ghost_and_goal_changes_pixels():
 # -------------------------------------------------------------------------------- AlohaInsertion
 
 ALOHA = "VRB/AlohaInsertion-v0"
-needs_aloha = pytest.mark.skipif(not available("aloha"), reason="ALOHA model unavailable offline")
+needs_aloha = needs_model("aloha", "ALOHA model unavailable offline")
 ZERO = np.zeros(14, np.float32)
 
 
@@ -688,7 +638,7 @@ def test_decimation_is_deterministic_cached_and_keeps_inertia(tmp_path, monkeypa
     for k, cache in enumerate(("a", "a", "b")):
         monkeypatch.setenv("VRB_CACHE_DIR", str(tmp_path / cache))
         spec = mujoco.MjSpec.from_file(path)
-        stats = dm.decimate_visual_meshes(spec, cfg.lod_ratio, cfg.lod_min_faces, cfg.lod_agg, cfg.lod_cell)
+        stats = lod.decimate_visual_meshes(spec, cfg.lod_ratio, cfg.lod_min_faces, agg=cfg.lod_agg, cell=cfg.lod_cell)
         assert stats.meshes and stats.faces_after < stats.faces_before / 5
         assert stats.cache_hits == (len(stats.meshes) if k == 1 else 0)
         models.append(spec.compile())

@@ -6,24 +6,16 @@ import math
 
 import mujoco
 import numpy as np
-import pytest
 from gymnasium.vector import AutoresetMode
 
 import visual_robo_bench  # noqa: F401
-from visual_robo_bench.models import ModelNotFoundError, resolve_model
 from visual_robo_bench.tasks import legged
+from visual_robo_bench.tasks._common import axis_angle_quat
+from vrb_helpers import needs_model
 
 
-def _have(robot: str) -> bool:
-    try:
-        resolve_model(robot)
-    except ModelNotFoundError:
-        return False
-    return True
-
-
-needs_go2 = pytest.mark.skipif(not _have("unitree_go2"), reason="Go2 model unavailable offline")
-needs_g1 = pytest.mark.skipif(not _have("unitree_g1_23dof"), reason="G1 model unavailable offline")
+needs_go2 = needs_model("unitree_go2", "Go2 model unavailable offline")
+needs_g1 = needs_model("unitree_g1_23dof", "G1 model unavailable offline")
 
 GO2, G1 = "VRB/Go2-v0", "VRB/G1Hurdle-v0"
 QUIET = {"joint_noise": 0.0, "spawn_noise": 0.0, "spawn_tilt_deg": 0.0}
@@ -38,11 +30,6 @@ def legged_env(task_id: str, num_envs: int, **kw):
     from visual_robo_bench.envs import VRBVectorEnv
 
     return VRBVectorEnv(task_id, num_envs=num_envs, **kw)
-
-
-def _quat_axis(axis, angle):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    return np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
 
 
 def _pose(env, env_id, pos=None, quat=None, joints=None):
@@ -119,14 +106,14 @@ def test_go2_fall_terminates():
     env = _vec(GO2, 2, obs_mode="state", autoreset_mode=AutoresetMode.DISABLED, **QUIET)
     env.reset(seed=0)
     q0 = env.task.q_default
-    _pose(env, 0, pos=(0, 0, 0.42), quat=_quat_axis((1, 0, 0), 0.6), joints=q0)  # rolled beyond 0.4 rad
+    _pose(env, 0, pos=(0, 0, 0.42), quat=axis_angle_quat((1, 0, 0), 0.6), joints=q0)  # rolled beyond 0.4 rad
     _pose(env, 1, pos=(0, 0, 0.42), joints=q0)
     _, _, te, tr, info = env.step(np.zeros((2, 12), np.float32))
     assert te[0] and not te[1]
     assert info["metrics"]["fell"][0] == 1.0 and info["metrics"]["fell"][1] == 0.0
     # upside down on the floor: base contact
     env.reset(seed=1)
-    _pose(env, 0, pos=(0, 0, 0.05), quat=_quat_axis((1, 0, 0), math.pi), joints=q0)
+    _pose(env, 0, pos=(0, 0, 0.05), quat=axis_angle_quat((1, 0, 0), math.pi), joints=q0)
     _, _, te, *_ = env.step(np.zeros((2, 12), np.float32))
     assert te[0] and not te[1]
     assert env.task.contact_norm(env.sim, np.array([0]), ["base_contact"])[0, 0] > 1.0
@@ -232,7 +219,7 @@ def test_go2_depth_image_encoding_orientation_and_rigid_camera():
     assert obs["pixels"].shape == (2, 58, 87, 1)  # bug 11: 87 wide x 58 high
     q0 = env.task.q_default
     _pose(env, 0, pos=(0, 0, 0.30), joints=q0)
-    _pose(env, 1, pos=(0, 0, 0.30), quat=_quat_axis((0, 1, 0), 0.25), joints=q0)  # pitched nose-down
+    _pose(env, 1, pos=(0, 0, 0.30), quat=axis_angle_quat((0, 1, 0), 0.25), joints=q0)  # pitched nose-down
     env.sim.forward(np.arange(2))
     obs = env._observation()
     img = obs["pixels"][..., 0].astype(float) * 2.0 / 255.0  # decoded metres
@@ -247,7 +234,7 @@ def test_go2_depth_image_encoding_orientation_and_rigid_camera():
     assert img[1].mean() < img[0].mean() - 0.1
     # the camera is rigid in the base: its orientation follows a 90-degree yaw, and the robot itself
     # is not drawn (lifted 5 m up, everything is beyond the 2 m far limit)
-    _pose(env, 0, pos=(0, 0, 5.0), quat=_quat_axis((0, 0, 1), math.pi / 2), joints=q0)
+    _pose(env, 0, pos=(0, 0, 5.0), quat=axis_angle_quat((0, 0, 1), math.pi / 2), joints=q0)
     d = env.sim.data(0)
     cid, bid = env.model.camera("ego_depth").id, env.task.base_id
     local = env.model.cam_quat[cid]
@@ -266,7 +253,7 @@ def test_go2_depth_matches_the_spec_crop_and_resize_pipeline():
 
     env = _vec(GO2, 1, autoreset_mode=AutoresetMode.DISABLED, **QUIET)
     env.reset(seed=0)
-    _pose(env, 0, pos=(0, 0, 0.30), quat=_quat_axis((0.3, 1, 0), 0.2), joints=env.task.q_default)
+    _pose(env, 0, pos=(0, 0, 0.30), quat=axis_angle_quat((0.3, 1, 0), 0.2), joints=env.task.q_default)
     ours = env._observation()["pixels"][0, ..., 0].astype(float)
     spec = env.task.build_scene()
     cam = spec.camera("ego_depth")
@@ -385,7 +372,7 @@ def test_g1_pelvis_contact_and_fall_terminate():
     env = _vec(G1, 2, obs_mode="state", autoreset_mode=AutoresetMode.DISABLED, min_z=-1.0, **QUIET)
     env.reset(seed=0)
     q0 = env.task.q_default
-    _pose(env, 0, pos=(0.2, 0, 0.12), quat=_quat_axis((0, 1, 0), -math.pi / 2), joints=q0)  # on its back
+    _pose(env, 0, pos=(0.2, 0, 0.12), quat=axis_angle_quat((0, 1, 0), -math.pi / 2), joints=q0)  # on its back
     _pose(env, 1, pos=(0.2, 0, 0.8), joints=q0)
     for _ in range(25):
         _, _, te, _, info = env.step(np.zeros((2, 23), np.float32))
@@ -444,7 +431,7 @@ def test_g1_ego_camera_is_rigid_in_the_torso():
     q0 = env.task.q_default
     _pose(env, 0, pos=(1.0, 0, 0.8), joints=q0)
     ahead = env._observation()["pixels"][0, ..., -3:].astype(int)
-    _pose(env, 0, pos=(1.0, 0, 0.8), quat=_quat_axis((0, 0, 1), math.pi / 2), joints=q0)
+    _pose(env, 0, pos=(1.0, 0, 0.8), quat=axis_angle_quat((0, 0, 1), math.pi / 2), joints=q0)
     side = env._observation()["pixels"][0, ..., -3:].astype(int)
     red = lambda img: ((img[..., 0] > 150) & (img[..., 1] < 80)).mean()  # noqa: E731 - hurdle pixels
     assert red(ahead) > 0.01 and red(side) < red(ahead) / 5  # the hurdle leaves the view when yawed

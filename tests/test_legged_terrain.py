@@ -10,20 +10,13 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 import visual_robo_bench  # noqa: F401
-from visual_robo_bench.models import ModelNotFoundError, resolve_model
 from visual_robo_bench.tasks import legged, legged_terrain
+from visual_robo_bench.tasks._common import axis_angle_quat
+from vrb_helpers import needs_model
 from visual_robo_bench.tasks.legged_terrain import GO2_TERRAIN_ID, GridTerrain, Go2TerrainConfig
 
 
-def _have_go2() -> bool:
-    try:
-        resolve_model("unitree_go2")
-    except ModelNotFoundError:
-        return False
-    return True
-
-
-needs_go2 = pytest.mark.skipif(not _have_go2(), reason="Go2 model unavailable offline")
+needs_go2 = needs_model("unitree_go2", "Go2 model unavailable offline")
 QUIET = {"joint_noise": 0.0, "spawn_noise": 0.0, "spawn_tilt_deg": 0.0}
 COL = {name: Go2TerrainConfig().terrain_types.index(name) for name in legged_terrain.TYPE_CODES if name != "flat"}
 
@@ -33,11 +26,6 @@ def _env(num_envs: int = 1, **kw):
 
     kw.setdefault("autoreset_mode", AutoresetMode.DISABLED)
     return VRBVectorEnv(GO2_TERRAIN_ID, num_envs=num_envs, **kw)
-
-
-def _quat_axis(axis, angle):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    return np.concatenate([[math.cos(angle / 2)], math.sin(angle / 2) * axis])
 
 
 def _place(env, env_id, level, col, uv=(0.0, 0.0), clearance=0.30, quat=(1, 0, 0, 0), joints=None, z=None):
@@ -227,22 +215,22 @@ def test_fall_terminates_with_the_calibrated_tilt_limits():
     env = _env(4, obs_mode="state", domain_randomization=False, **QUIET)
     env.reset(seed=0)
     lvl, col = 0, COL["hurdles"]
-    _place(env, 0, lvl, col, quat=_quat_axis((1, 0, 0), 0.9), clearance=0.6)   # rolled past 0.8
-    _place(env, 1, lvl, col, quat=_quat_axis((0, 1, 0), 1.1), clearance=0.6)   # pitched past 1.0
-    _place(env, 2, lvl, col, quat=_quat_axis((1, 0, 0), 0.7), clearance=0.6)   # within the limits
-    _place(env, 3, lvl, col, quat=_quat_axis((0, 1, 0), 0.9), clearance=0.6)
+    _place(env, 0, lvl, col, quat=axis_angle_quat((1, 0, 0), 0.9), clearance=0.6)   # rolled past 0.8
+    _place(env, 1, lvl, col, quat=axis_angle_quat((0, 1, 0), 1.1), clearance=0.6)   # pitched past 1.0
+    _place(env, 2, lvl, col, quat=axis_angle_quat((1, 0, 0), 0.7), clearance=0.6)   # within the limits
+    _place(env, 3, lvl, col, quat=axis_angle_quat((0, 1, 0), 0.9), clearance=0.6)
     _, _, te, tr, info = env.step(np.zeros((4, 12), np.float32))
     assert te.tolist() == [True, True, False, False]
     np.testing.assert_array_equal(info["metrics"]["fell"], [1, 1, 0, 0])
     assert not info["success"].any()
     # item 27: standing along the steepest stairs (mean slope atan(0.2 / 0.4) = 27 deg) is no fall,
     # although Go2-v0's 0.4 rad pitch limit would end the episode there
-    _place(env, 2, 9, COL["stairs_up"], uv=(2.0, 0.0), quat=_quat_axis((0, 1, 0), math.atan(0.2 / 0.4)))
+    _place(env, 2, 9, COL["stairs_up"], uv=(2.0, 0.0), quat=axis_angle_quat((0, 1, 0), math.atan(0.2 / 0.4)))
     assert not env.task.failure(env.sim, env.state, np.array([2]))[0]
     assert math.atan(0.2 / 0.4) > legged.Go2Config().max_pitch
     # upside down on the ground: base contact terminates
     env.reset(seed=1)
-    _place(env, 0, 3, COL["stairs_down"], quat=_quat_axis((1, 0, 0), math.pi), clearance=0.05)
+    _place(env, 0, 3, COL["stairs_down"], quat=axis_angle_quat((1, 0, 0), math.pi), clearance=0.05)
     _, _, te, *_ = env.step(np.zeros((4, 12), np.float32))
     assert te[0] and not te[1:].any()
     assert env.task.contact_norm(env.sim, np.array([0]), ["base_contact"])[0, 0] > 1.0
@@ -267,7 +255,7 @@ def test_depth_camera_sees_the_terrain():
     assert obs["pixels"].shape == (3, 58, 87, 1)  # item 11
     # flat ground (level 0 of the slope column is flat); on the border beyond the last level of a
     # hurdle field, looking back at its outer rings (0.2 m high at level 9); facing stairs up
-    yaw_back = _quat_axis((0, 0, 1), math.pi)
+    yaw_back = axis_angle_quat((0, 0, 1), math.pi)
     _place(env, 0, 0, COL["slope_up"], uv=(0.9, 0.0))
     _place(env, 1, 9, COL["hurdles"], uv=(4.3, 0.0), quat=yaw_back)
     _place(env, 2, 9, COL["stairs_up"], uv=(-3.9, 0.0))
@@ -284,7 +272,7 @@ def test_depth_camera_sees_the_terrain():
     assert not (hurdle > flat + 0.05).any() and not (stairs > flat + 0.05).any()
     # the camera is rigid in the base (item 10): yawed 90 degrees left (facing +y) at the same spot,
     # the rings are on the left of the image and the right half sees the flat border
-    _place(env, 1, 9, COL["hurdles"], uv=(4.3, 0.0), quat=_quat_axis((0, 0, 1), math.pi / 2))
+    _place(env, 1, 9, COL["hurdles"], uv=(4.3, 0.0), quat=axis_angle_quat((0, 0, 1), math.pi / 2))
     img2 = env._observation()["pixels"][1, ..., 0].astype(float) * 2.0 / 255.0
     np.testing.assert_allclose(img2[:, 50:], flat[:, 50:], atol=0.02)
     assert (img2[:, :36] < flat[:, :36] - 0.1).sum() > 50
@@ -328,7 +316,7 @@ def test_height_scan_is_the_rotated_grid_of_terrain_heights():
     env = _env(1, obs_mode="state", privileged=True)
     env.reset(seed=0)
     yaw = 0.6
-    _place(env, 0, 9, COL["hurdles"], uv=(1.0, 0.3), quat=_quat_axis((0, 0, 1), yaw))
+    _place(env, 0, 9, COL["hurdles"], uv=(1.0, 0.3), quat=axis_angle_quat((0, 0, 1), yaw))
     scan = env.observe()["height_scan"][0]
     pos = env.sim.xpos[0, env.task.base_id]
     g = (np.arange(9) - 4) * 0.1
@@ -371,7 +359,7 @@ def test_success_when_walked_four_metres_and_not_fallen():
     level, col = 9, COL["hurdles"]
     _place(env, 0, level, col, uv=(0.0, 0.0))
     ctr = env.task.terrain.center(level, col)
-    for i, quat in ((1, (1, 0, 0, 0)), (2, _quat_axis((1, 0, 0), math.pi))):
+    for i, quat in ((1, (1, 0, 0, 0)), (2, axis_angle_quat((1, 0, 0), math.pi))):
         _place(env, i, level, col, uv=(4.5, 0.0), quat=quat, clearance=0.30 if i == 1 else 0.05)
     st = env.state
     np.testing.assert_allclose(st["spawn_xy"], np.repeat(ctr[None], 3, 0))

@@ -183,6 +183,28 @@ def test_mesh_roundtrip_is_placed_exactly():
     assert worst < 1e-6
 
 
+def _assert_placed(m0, m1, stats, mean_tol=0.005, box_tol=0.006):
+    """Every visual-only mesh geom of ``m1``, in any geom group, lies where its original in ``m0`` does
+    (bounding box within ``box_tol``, vertex centroid within ``mean_tol`` unless None); every decimated
+    mesh is checked. Returns the geom groups checked."""
+    d0, d1 = mujoco.MjData(m0), mujoco.MjData(m1)
+    mujoco.mj_forward(m0, d0)
+    mujoco.mj_forward(m1, d1)
+    checked, groups = set(), set()
+    for g in range(m0.ngeom):
+        if m0.geom_type[g] != mujoco.mjtGeom.mjGEOM_MESH or m0.geom_contype[g] or m0.geom_conaffinity[g]:
+            continue
+        w0, w1 = _world_vertices(m0, d0, g), _world_vertices(m1, d1, g)
+        if mean_tol is not None:  # vertex centroids drift with the vertex distribution at strong reductions
+            assert np.abs(w0.mean(0) - w1.mean(0)).max() < mean_tol, m0.geom(g).name
+        assert np.abs(w0.min(0) - w1.min(0)).max() < box_tol and np.abs(w0.max(0) - w1.max(0)).max() < box_tol, \
+            m0.geom(g).name
+        checked.add(m0.mesh(int(m0.geom_dataid[g])).name)
+        groups.add(int(m0.geom_group[g]))
+    assert stats.meshes and set(stats.meshes) <= checked
+    return groups
+
+
 def test_decimation_reduces_faces_keeps_physics_and_placement(tmp_path, monkeypatch):
     monkeypatch.setenv("VRB_CACHE_DIR", str(tmp_path))
     path = str(resolve_model("shadow_hand"))
@@ -198,14 +220,7 @@ def test_decimation_reduces_faces_keeps_physics_and_placement(tmp_path, monkeypa
     colliding = (m0.geom_contype | m0.geom_conaffinity) > 0
     np.testing.assert_array_equal(m0.geom_size[colliding], m1.geom_size[colliding])
     # each decimated mesh occupies the original's place: bounding boxes agree within a few mm
-    d0, d1 = mujoco.MjData(m0), mujoco.MjData(m1)
-    mujoco.mj_forward(m0, d0)
-    mujoco.mj_forward(m1, d1)
-    for g in range(m0.ngeom):
-        if m0.geom_group[g] == 1 and m0.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
-            w0, w1 = _world_vertices(m0, d0, g), _world_vertices(m1, d1, g)
-            assert np.abs(w0.mean(0) - w1.mean(0)).max() < 0.005, m0.geom(g).name
-            assert np.abs(w0.min(0) - w1.min(0)).max() < 0.006 and np.abs(w0.max(0) - w1.max(0)).max() < 0.006
+    _assert_placed(m0, m1, stats)
     # cached, deterministic
     assert len(list((tmp_path / "lod").glob("*.npz"))) == len(stats.meshes)
     spec2 = mujoco.MjSpec.from_file(path)
@@ -230,6 +245,35 @@ def test_decimation_freezes_inertia_of_bodies_without_inertial(tmp_path, monkeyp
     assert stats.meshes and stats.faces_after < stats.faces_before
     for name in ("body_mass", "body_inertia", "body_ipos", "body_iquat"):
         np.testing.assert_allclose(getattr(m0, name), getattr(m1, name), rtol=0, atol=1e-12, err_msg=name)
+
+
+@needs_shared
+def test_decimated_meshes_are_placed_in_any_geom_group(tmp_path, monkeypatch):
+    """Placement holds for visual meshes outside group 1 (the Allegro's are in group 2), here with
+    AllegroCube's settings: clustering on a 2 mm grid, then quadric aggressiveness 2."""
+    monkeypatch.setenv("VRB_CACHE_DIR", str(tmp_path))
+    path = str(resolve_model("allegro_hand", SHARED))
+    m0 = mujoco.MjModel.from_xml_path(path)
+    spec = mujoco.MjSpec.from_file(path)
+    stats = lod.decimate_visual_meshes(spec, 0.05, 48, agg=2, cell=0.002)
+    m1 = spec.compile()
+    assert stats.faces_after < stats.faces_before / 5
+    assert _assert_placed(m0, m1, stats, mean_tol=None) == {2}
+
+
+def test_lod_defaults_are_the_original_setting(tmp_path, monkeypatch):
+    """agg 7 without clustering is the default: the same meshes and the same cache entries."""
+    path = str(resolve_model("shadow_hand"))
+    models_, files = [], []
+    for k, kw in enumerate(({}, {"agg": lod.DEFAULT_AGG, "cell": 0.0})):
+        monkeypatch.setenv("VRB_CACHE_DIR", str(tmp_path / str(k)))
+        spec = mujoco.MjSpec.from_file(path)
+        lod.decimate_visual_meshes(spec, 0.1, 64, **kw)
+        models_.append(spec.compile())
+        files.append(sorted(p.name for p in (tmp_path / str(k) / "lod").glob("*.npz")))
+    assert lod.DEFAULT_AGG == 7 and files[0] == files[1] and files[0]
+    np.testing.assert_array_equal(models_[0].mesh_vert, models_[1].mesh_vert)
+    np.testing.assert_array_equal(models_[0].mesh_face, models_[1].mesh_face)
 
 
 def test_lod_ratio_validation():

@@ -16,6 +16,13 @@ collide with nothing) by a quadric-decimated copy made with
   places it exactly where the original is (checked by the tests and by a
   picture).
 
+Two optional settings serve meshes that the default pass handles badly:
+``agg``, the quadric aggressiveness (default 7; lower keeps thin shells such
+as the Allegro links), and ``cell``, vertex clustering on a grid of that many
+metres before the quadric pass (default 0 = off; for meshes of thousands of
+tiny triangles, on which quadric decimation alone stalls). Their defaults are
+this module's original behaviour.
+
 The parameters are part of the task config, hence of the task version.
 """
 
@@ -31,6 +38,7 @@ import mujoco
 import numpy as np
 
 LOD_FORMAT = 2  # bump when the cache content changes meaning
+DEFAULT_AGG = 7  # fast_simplification's quadric aggressiveness used unless a task asks otherwise
 
 
 @dataclass(frozen=True)
@@ -76,12 +84,48 @@ def target_faces(faces: int, ratio: float, min_faces: int) -> int:
     return int(min(faces, max(min_faces, round(faces * ratio))))
 
 
-def decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quadric decimation of one triangle mesh to about ``target`` faces (deterministic)."""
+def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex clustering on a uniform grid of ``cell`` metres (deterministic).
+
+    Every vertex moves to the mean of the vertices in its grid cell; faces that
+    collapse or repeat are dropped. Used before the quadric pass on meshes whose
+    thousands of tiny triangles stall it (the ALOHA finger meshes: ~30k faces each,
+    quadric decimation alone stops near 9k whatever its settings).
+    """
+    key = np.floor(np.asarray(vertices, np.float64) / cell).astype(np.int64)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    rep = np.zeros((len(counts), 3))
+    np.add.at(rep, inverse, vertices)
+    rep /= counts[:, None]
+    f = inverse[faces]
+    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+    f = f[np.sort(first)]
+    used = np.unique(f)
+    remap = np.full(len(rep), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return rep[used], remap[f]
+
+
+def decimate(vertices: np.ndarray, faces: np.ndarray, target: int, agg: int = DEFAULT_AGG,
+             cell: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Quadric decimation of one triangle mesh to about ``target`` faces (deterministic).
+
+    Args:
+        vertices, faces: The mesh.
+        target: Faces to keep (about).
+        agg: Quadric aggressiveness of ``fast_simplification`` (7 collapses thin shells
+            such as the Allegro links: the medial link keeps 6% of its volume at 10% of its
+            faces; 2 keeps every Allegro mesh within 10% of its volume).
+        cell: When > 0, vertex clustering on a grid of ``cell`` metres first
+            (:func:`cluster_vertices`); the mesh is then clustered even if it already has
+            ``target`` faces or fewer.
+    """
     import fast_simplification
 
     n = len(faces)
-    if target >= n:
+    if target >= n and cell <= 0:
         return vertices.astype(np.float64), faces.astype(np.int32)
     # weld coincident vertices: meshes split per face (normals, OBJ groups) would otherwise
     # decimate into disconnected specks
@@ -90,13 +134,15 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.n
     vertices = np.asarray(vertices, np.float64)[first]
     faces = inverse.reshape(-1)[faces]
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    if cell > 0:
+        vertices, faces = cluster_vertices(vertices, faces, cell)
     n = len(faces)
     if target >= n:
         return vertices, faces.astype(np.int32)
     reduction = 1.0 - target / n
     pts, tris = fast_simplification.simplify(np.ascontiguousarray(vertices, dtype=np.float64),
                                              np.ascontiguousarray(faces, dtype=np.int32),
-                                             target_reduction=reduction, agg=7)
+                                             target_reduction=reduction, agg=agg)
     # drop vertices no face uses (keeps MuJoCo's mesh compiler quiet)
     used = np.unique(tris)
     remap = np.full(len(pts), -1, dtype=np.int64)
@@ -104,7 +150,7 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.n
     return np.asarray(pts[used], dtype=np.float64), remap[tris].astype(np.int32)
 
 
-def _mesh_in_source_frame(model: mujoco.MjModel, mesh_id: int) -> tuple[np.ndarray, np.ndarray]:
+def mesh_in_source_frame(model: mujoco.MjModel, mesh_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (in the source file's frame, scale applied) and faces of a compiled mesh.
 
     MuJoCo recentres a mesh on its centroid and aligns it with its principal
@@ -117,6 +163,24 @@ def _mesh_in_source_frame(model: mujoco.MjModel, mesh_id: int) -> tuple[np.ndarr
     faces = model.mesh_face[fa:fa + fn].astype(np.int32)
     R = _rotmat(model.mesh_quat[mesh_id])
     return verts @ R.T + model.mesh_pos[mesh_id], faces
+
+
+_mesh_in_source_frame = mesh_in_source_frame  # the earlier private name
+
+
+def set_user_mesh(spec: mujoco.MjSpec, name: str, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """Redefine mesh ``name`` of ``spec`` by explicit vertices (source-file frame) and faces.
+
+    The file, scale and reference frame are cleared, so MuJoCo places the new
+    vertices exactly as it placed the file's (see :func:`mesh_in_source_frame`).
+    """
+    sm = spec.mesh(name)
+    sm.file = ""
+    sm.scale = [1.0, 1.0, 1.0]
+    sm.refpos = [0.0, 0.0, 0.0]
+    sm.refquat = [1.0, 0.0, 0.0, 0.0]
+    sm.uservert = np.asarray(vertices).astype(np.float64).ravel().tolist()
+    sm.userface = np.asarray(faces).astype(np.int32).ravel().tolist()
 
 
 def visual_only_meshes(model: mujoco.MjModel) -> dict[int, list[int]]:
@@ -159,7 +223,7 @@ def _freeze_inertia(spec: mujoco.MjSpec, model: mujoco.MjModel, geoms: list[int]
 
 
 def decimate_visual_meshes(spec: mujoco.MjSpec, ratio: float, min_faces: int = 64,
-                           use_cache: bool = True) -> LODStats:
+                           use_cache: bool = True, *, agg: int = DEFAULT_AGG, cell: float = 0.0) -> LODStats:
     """Replace every large visual-only mesh of ``spec`` by a decimated copy, in place.
 
     Args:
@@ -168,6 +232,8 @@ def decimate_visual_meshes(spec: mujoco.MjSpec, ratio: float, min_faces: int = 6
         min_faces: Meshes are never reduced below this many faces (and smaller
             meshes are left alone).
         use_cache: Read and write the on-disk cache.
+        agg: Quadric aggressiveness (:func:`decimate`).
+        cell: Vertex-clustering grid in metres before the quadric pass (0: none).
 
     Returns:
         :class:`LODStats`.
@@ -177,8 +243,10 @@ def decimate_visual_meshes(spec: mujoco.MjSpec, ratio: float, min_faces: int = 6
     # compile a copy: compiling ``spec`` itself leaves per-mesh compiler caches that
     # reject a mesh whose face count then changes
     model = spec.copy().compile()
-    params = {"ratio": ratio, "min_faces": min_faces, "agg": 7, "format": LOD_FORMAT,
+    params = {"ratio": ratio, "min_faces": min_faces, "agg": agg, "format": LOD_FORMAT,
               "simplifier": _simplifier_version()}
+    if cell:
+        params["cell"] = cell  # without clustering the key is the one it always was
     blob_params = json.dumps(params, sort_keys=True).encode()
     folder = cache_dir()
     frozen: set[int] = set()
@@ -194,7 +262,7 @@ def decimate_visual_meshes(spec: mujoco.MjSpec, ratio: float, min_faces: int = 6
         if not _freeze_inertia(spec, model, geoms, frozen):
             after += nf * len(geoms)
             continue
-        verts, faces = _mesh_in_source_frame(model, k)
+        verts, faces = mesh_in_source_frame(model, k)
         key = hashlib.sha256(verts.astype(np.float32).tobytes() + faces.tobytes() + blob_params).hexdigest()[:32]
         path = folder / f"{key}.npz"
         new = None
@@ -206,20 +274,14 @@ def decimate_visual_meshes(spec: mujoco.MjSpec, ratio: float, min_faces: int = 6
             except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
                 new = None
         if new is None:
-            new = decimate(verts, faces, target)
+            new = decimate(verts, faces, target, agg, cell)
             if use_cache:
                 folder.mkdir(parents=True, exist_ok=True)
                 tmp = folder / f"{key}.{os.getpid()}.tmp.npz"
                 np.savez(tmp, vertices=new[0], faces=new[1])
                 os.replace(tmp, path)
         name = model.mesh(k).name
-        sm = spec.mesh(name)
-        sm.file = ""
-        sm.scale = [1.0, 1.0, 1.0]
-        sm.refpos = [0.0, 0.0, 0.0]
-        sm.refquat = [1.0, 0.0, 0.0, 0.0]
-        sm.uservert = new[0].astype(np.float64).ravel().tolist()
-        sm.userface = new[1].astype(np.int32).ravel().tolist()
+        set_user_mesh(spec, name, new[0], new[1])
         names.append(name)
         after += len(new[1]) * len(geoms)
     return LODStats(tuple(names), before, after, hits)

@@ -1,0 +1,77 @@
+"""Helpers shared by the task-specific test modules.
+
+``conftest.py`` puts this folder on ``sys.path`` (the suite runs with
+``--import-mode=importlib``, under which test modules cannot import each other):
+``from vrb_helpers import make, project``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+from visual_robo_bench.models import ModelNotFoundError, resolve_model
+
+
+def model_available(robot: str) -> bool:
+    """Whether the model resolver finds ``robot`` here (offline copies; never downloads in the tests)."""
+    try:
+        resolve_model(robot)
+    except ModelNotFoundError:
+        return False
+    return True
+
+
+def needs_model(robot: str, reason: str) -> pytest.MarkDecorator:
+    """Skip marker for tests that need ``robot``'s model."""
+    return pytest.mark.skipif(not model_available(robot), reason=reason)
+
+
+def make(task_id, n=1, **kw):
+    """``gym.make_vec`` with ``autoreset_mode=DISABLED`` unless given."""
+    kw.setdefault("autoreset_mode", AutoresetMode.DISABLED)
+    return gym.make_vec(task_id, num_envs=n, **kw)
+
+
+def project(venv, cam_name, points, env=0):
+    """Pixel coordinates (u right, v down) of world points in camera ``cam_name`` of env ``env``."""
+    model = venv.model
+    cam = model.camera(cam_name).id
+    data = venv.sim.data(env)
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)
+    pos, R = data.cam_xpos[cam], data.cam_xmat[cam].reshape(3, 3)
+    h, w = venv.cfg.image_size
+    f = (h / 2) / math.tan(math.radians(model.cam_fovy[cam]) / 2)
+    pc = (np.asarray(points) - pos) @ R  # camera frame: x right, y up, -z forward
+    assert (pc[:, 2] < 0).all(), "points behind the camera"
+    u = w / 2 + f * pc[:, 0] / -pc[:, 2]
+    v = h / 2 - f * pc[:, 1] / -pc[:, 2]
+    return np.stack([u, v], axis=1)
+
+
+def box_corners(center, quat, half):
+    """The 8 world corners of a box (``half``: scalar or 3 half extents)."""
+    R = np.zeros(9)
+    mujoco.mju_quat2Mat(R, np.asarray(quat, float))
+    half = np.broadcast_to(np.asarray(half, float), (3,))
+    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
+    return np.asarray(center) + (signs * half) @ R.reshape(3, 3).T
+
+
+def hold(venv):
+    """The action that keeps the current actuator targets (the normalised previous action)."""
+    return venv.state["prev_action"].astype(np.float32).copy()
+
+
+def settle(venv, env, steps=15):
+    """Step ``steps`` times holding the targets; no env may terminate. Returns the last (obs, info)."""
+    for _ in range(steps):
+        obs, r, te, tr, info = env.step(hold(venv))
+    assert not te.any()
+    return obs, info

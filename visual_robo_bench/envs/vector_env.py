@@ -291,6 +291,22 @@ class VRBVectorEnv(VectorEnv):
         self._started[ids] = True
         self._refresh(ids, fill_stack=True)
 
+    def get_frame_stacks(self) -> list[np.ndarray]:
+        """Copies of the frame stacks of the rendered envs, one ``(R, H, W, K*C)`` array per policy camera.
+
+        Not part of :class:`VRBState` (branches never need images); an agent that
+        checkpoints its rollout exactly saves them next to the state.
+        """
+        return [f.copy() for f in self._frames]
+
+    def set_frame_stacks(self, stacks: list[np.ndarray]) -> None:
+        """Restore frame stacks from :meth:`get_frame_stacks` (after ``set_state``, which refills them)."""
+        if len(stacks) != len(self._frames) or any(a.shape != b.shape for a, b in zip(stacks, self._frames)):
+            raise ValueError(f"frame stacks of shapes {[a.shape for a in stacks]} do not match the env's "
+                             f"{[b.shape for b in self._frames]}")
+        for dst, src in zip(self._frames, stacks):
+            dst[...] = src
+
     def observe(self, env_ids: Any = None) -> dict[str, np.ndarray]:
         """Vector observations of ``env_ids`` recomputed from the current state (no step)."""
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)

@@ -1,0 +1,155 @@
+"""``vrb train``: train a reference agent on a task, with logs, checkpoints and exact resume.
+
+A run directory holds::
+
+    config.json          the agent config, task config hash, versions, machine, command line
+    progress.csv         one row per epoch (return, losses, FPS, env steps, wall-clock)
+    tb/                  TensorBoard event files (same scalars)
+    checkpoints/latest.pt  full training state (atomic write every ``checkpoint_every`` epochs)
+    policy.pt            the deterministic policy for evaluation (``load_policy``)
+    learning_curve.png   return vs wall-clock and vs env steps
+
+A new run never writes into an existing directory; ``--resume`` continues the run of a directory
+exactly where its last checkpoint left it (bit-identical to an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .agents import AGENTS
+from .agents.common import ConfigError, CSVLogger, plot_learning_curve, write_json
+
+#: Config keys that may change on --resume (they do not change the learning math).
+RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads")
+
+
+class TrainError(Exception):
+    """Bad input for ``vrb train`` (unknown agent/task/key, existing run dir, bad checkpoint)."""
+
+
+def _agent_module(name: str) -> Any:
+    if name not in AGENTS:
+        raise TrainError(f"unknown agent {name!r}; available: {', '.join(sorted(AGENTS))}")
+    return importlib.import_module(AGENTS[name])
+
+
+def default_run_dir(agent: str, task: str, seed: int) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{agent}-{task.split('/')[-1]}-s{seed}-{stamp}"
+
+
+def _meta(task_id: str, argv: list[str] | None) -> dict[str, Any]:
+    import torch
+
+    from .bench import machine_description
+    from .registry import get_task
+
+    try:
+        machine = machine_description()
+    except Exception as err:  # noqa: BLE001 - informational only
+        machine = {"error": str(err)}
+    return {"task_config_hash": get_task(task_id).config.hash(), "torch": torch.__version__,
+            "machine": machine, "command": argv if argv is not None else sys.argv,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "")}
+
+
+def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any] | None = None,
+          run_dir: str | Path | None = None, resume: bool = False, seed: int | None = None,
+          progress: bool = True, argv: list[str] | None = None, log: Any = print) -> Path:
+    """Train (or resume) a run; returns its directory.
+
+    Raises:
+        TrainError: Unknown agent or task, bad config key/value, an existing run directory for a new
+            run, or a missing/incompatible checkpoint for ``resume``.
+    """
+    mod = _agent_module(agent)
+    overrides = dict(overrides or {})
+    if seed is not None:
+        overrides["seed"] = seed
+    if resume:
+        if run_dir is None:
+            raise TrainError("--resume needs --run-dir (the directory of the run to continue)")
+        run_dir = Path(run_dir)
+        ck_path = run_dir / "checkpoints" / "latest.pt"
+        if not ck_path.is_file():
+            raise TrainError(f"cannot resume: {ck_path} does not exist")
+        bad = sorted(set(overrides) - set(RESUMABLE_KEYS))
+        if bad:
+            raise TrainError(f"cannot change {bad} on --resume (only {list(RESUMABLE_KEYS)} may change)")
+        try:
+            ck = mod.load_file(ck_path)
+            mod.check_checkpoint(ck, task)
+            learner = mod.SDPG.from_checkpoint(ck_path, task=task, **overrides)
+        except (ValueError, FileNotFoundError, KeyError) as err:
+            raise TrainError(f"cannot resume from {ck_path}: {err}") from None
+        cfg = learner.cfg
+        log(f"resuming {run_dir} at epoch {learner.epoch} ({learner.env_steps:,} env steps)")
+    else:
+        if task is None:
+            raise TrainError("--task is required for a new run")
+        try:
+            cfg = mod.make_config(task, overrides)
+        except KeyError as err:
+            raise TrainError(str(err.args[0]) if err.args else str(err)) from None
+        except ConfigError as err:
+            raise TrainError(str(err)) from None
+        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(agent, cfg.task, cfg.seed)
+        if run_dir.exists():
+            raise TrainError(f"run directory {run_dir} already exists; pick another --run-dir, or continue it "
+                             "with --resume (nothing was overwritten)")
+        run_dir.mkdir(parents=True)
+        (run_dir / "checkpoints").mkdir()
+        write_json(run_dir / "config.json", {"agent": agent, "task": cfg.task, "config": cfg.to_dict(),
+                                             **_meta(cfg.task, argv)})
+        learner = mod.SDPG(cfg)
+        log(f"new run {run_dir}: {cfg.task}, B={cfg.num_nominal}, M={cfg.num_perturbations}, "
+            f"N={cfg.num_envs}, T={cfg.horizon}, seed={cfg.seed}")
+
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    csv_log = CSVLogger(run_dir / "progress.csv")
+    csv_log.truncate_after(learner.epoch)  # rows after the resumed checkpoint are redone
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=learner.epoch + 1 if resume else None)
+    title = f"{agent.upper()} {cfg.task} (B={cfg.num_nominal}, M={cfg.num_perturbations}, T={cfg.horizon}, seed {cfg.seed})"
+
+    def finish_outputs() -> None:
+        learner.export_policy(run_dir / "policy.pt")
+        plot_learning_curve(run_dir / "progress.csv", run_dir / "learning_curve.png", title=title)
+
+    def done() -> bool:
+        return learner.epoch >= cfg.max_epochs or (cfg.time_budget_s > 0 and learner.train_time >= cfg.time_budget_s)
+
+    bar = tqdm(total=cfg.max_epochs, initial=learner.epoch, desc=f"{agent} {cfg.task}", unit="epoch",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        while not done():
+            stats = learner.train_epoch()
+            csv_log.log(stats)
+            for k, v in stats.items():
+                if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v):
+                    writer.add_scalar(f"sdpg/{k}", v, learner.epoch)
+            bar.update(1)
+            bar.set_postfix_str(f"return {stats['episode_return']:.1f}  frames/s {stats['frames_per_s']:.0f}  "
+                                f"steps/s {stats['env_steps_per_s']:,.0f}")
+            if learner.epoch % cfg.checkpoint_every == 0 or done():
+                writer.flush()
+                learner.save_checkpoint(run_dir / "checkpoints" / "latest.pt")
+                finish_outputs()
+    finally:
+        bar.close()
+        writer.close()
+        learner.close()
+    stats = learner.episode_stats()
+    log(f"finished {run_dir}: epoch {learner.epoch}, {learner.env_steps:,} env steps, "
+        f"{learner.train_time / 60:.1f} min, return {stats['episode_return']:.1f} "
+        f"(mean of the last {cfg.episode_window} nominal episodes)")
+    return Path(run_dir)

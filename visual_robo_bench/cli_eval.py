@@ -36,7 +36,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             evals.append((res, seed))
     table = Table(title=f"{args.agent}: standard protocol")
     for col in ("task", "episodes", "return", "success_once", "success_at_end", "length", "official"):
-        table.add_column(col, justify="right" if col not in ("task",) else "left")
+        table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for res, _ in evals:
         s = res.summary()
         table.add_row(res.task_id, f"{int(s['episodes'])}", f"{s['return']:.2f}", f"{s['success_once']:.3f}",

@@ -2,7 +2,7 @@
 
 R_random: mean return of the accepted ``random`` submission (uniform random actions, 3 seeds x 50 episodes,
 standard protocol). R_ref: the mean return of VRB's shipped reference policy for the task where one is
-shipped (with its command), else null. Usage: python scripts/reference_scores.py [--leaderboard-dir DIR]
+shipped (its standard-protocol results file under ``leaderboards/references/``), else null. Usage: python scripts/reference_scores.py [--leaderboard-dir DIR]
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 from visual_robo_bench.evaluation.leaderboard import Leaderboard
-from visual_robo_bench.evaluation.results import aggregates, task_hash, write_json
+from visual_robo_bench.evaluation.results import aggregates, load, task_hash, write_json
 
-#: Shipped reference policies: task -> submission name whose mean return is the reference level.
-REFERENCE_SUBMISSIONS: dict[str, str] = {}
+#: Shipped reference policies: task -> results file (standard protocol) whose mean return is the reference.
+#: ``references/sdpg-walker-v0.json``: ``vrb evaluate --agent policies/sdpg-walker-v0.pt --task VRB/Walker-v0``.
+REFERENCE_RESULTS: dict[str, str] = {"VRB/Walker-v0": "references/sdpg-walker-v0.json"}
 
 
 def main() -> None:
@@ -27,10 +28,10 @@ def main() -> None:
     random_agg = aggregates(subs["random"])
     tasks = {}
     for task, agg in sorted(random_agg.items()):
-        ref_name = REFERENCE_SUBMISSIONS.get(task)
-        ref = aggregates(subs[ref_name])[task]["return"] if ref_name else None
+        ref_file = REFERENCE_RESULTS.get(task)
+        ref = aggregates(load(board.root / ref_file))[task]["return"] if ref_file else None
         tasks[task] = {"task_hash": task_hash(task), "random": agg["return"], "reference": ref,
-                       "reference_source": ref_name or "none shipped yet"}
+                       "reference_source": ref_file or "none shipped yet"}
     write_json({"version": 1, "tasks": tasks}, board.root / "reference_scores.json")
     print(json.dumps(tasks, indent=1))
 

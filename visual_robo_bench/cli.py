@@ -401,10 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train a reference agent (logs, checkpoints, --resume, policy.pt)")
-    p.add_argument("--agent", default="sdpg", help="agent name (default sdpg)")
+    p.add_argument("--agent", default="sdpg",
+                   help="agent: sdpg (reference, default), ppo, sac (stable-baselines3), random, zero (floors)")
     p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v0 (required unless --resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set num_nominal=4 --set horizon=16")
+                   help="override a config key of the agent's config (repeatable), e.g. --set num_nominal=4 "
+                        "--set horizon=16 (sdpg) or --set num_envs=8 (ppo, sac, random, zero)")
     p.add_argument("--run-dir", default=None, help="run directory (default runs/AGENT-TASK-sSEED-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--seed", type=int, default=None, help="run seed (torch, numpy, envs; default: the config's, 0)")

@@ -10,7 +10,21 @@ A run directory holds::
     learning_curve.png   return vs wall-clock and vs env steps
 
 A new run never writes into an existing directory; ``--resume`` continues the run of a directory
-exactly where its last checkpoint left it (bit-identical to an uninterrupted run).
+exactly where its last checkpoint left it (bit-identical to an uninterrupted run for SDPG and the
+floors; the stable-baselines3 baselines continue from the saved weights, optimiser, replay buffer and
+step counters, with freshly reset envs: see :mod:`visual_robo_bench.agents._sb3`).
+
+The learner interface (every module named in :data:`visual_robo_bench.agents.AGENTS`):
+
+* module functions ``make_config(task, overrides) -> cfg``, ``load_file(path) -> dict``,
+  ``check_checkpoint(data, task)``, ``load_policy(path, task=None) -> object with act(obs)``, and
+  optionally ``describe(cfg) -> str`` (the layout printed when a run starts);
+* ``LEARNER``: a class with ``__init__(cfg)``, ``from_checkpoint(path, task=None, **overrides)``,
+  ``train_epoch() -> dict`` (at least ``epoch``, ``env_steps``, ``wall_s``, ``episode_return``,
+  ``env_steps_per_s``, ``frames_per_s``), ``save_checkpoint(path)``, ``export_policy(path)``,
+  ``episode_stats() -> dict``, ``close()`` and the attributes ``epoch``, ``env_steps``, ``train_time``,
+  ``cfg`` (a frozen dataclass with ``task``, ``seed``, ``max_epochs``, ``time_budget_s``,
+  ``checkpoint_every``, ``to_dict()``).
 """
 
 from __future__ import annotations
@@ -26,7 +40,8 @@ from typing import Any
 from .agents import AGENTS
 from .agents.common import ConfigError, CSVLogger, plot_learning_curve, write_json
 
-#: Config keys that may change on --resume (they do not change the learning math).
+#: Config keys that may change on --resume (they do not change the learning math); an agent module
+#: may widen this with its own ``RESUMABLE_KEYS``.
 RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads")
 
 
@@ -37,7 +52,15 @@ class TrainError(Exception):
 def _agent_module(name: str) -> Any:
     if name not in AGENTS:
         raise TrainError(f"unknown agent {name!r}; available: {', '.join(sorted(AGENTS))}")
-    return importlib.import_module(AGENTS[name])
+    try:
+        return importlib.import_module(AGENTS[name])
+    except ImportError as err:  # e.g. stable-baselines3 missing for ppo/sac
+        raise TrainError(f"agent {name!r} cannot be imported: {err}") from None
+
+
+def _describe(mod: Any, cfg: Any) -> str:
+    describe = getattr(mod, "describe", None)
+    return describe(cfg) if describe is not None else ""
 
 
 def default_run_dir(agent: str, task: str, seed: int) -> Path:
@@ -81,13 +104,14 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
         ck_path = run_dir / "checkpoints" / "latest.pt"
         if not ck_path.is_file():
             raise TrainError(f"cannot resume: {ck_path} does not exist")
-        bad = sorted(set(overrides) - set(RESUMABLE_KEYS))
+        allowed = list(getattr(mod, "RESUMABLE_KEYS", RESUMABLE_KEYS))
+        bad = sorted(set(overrides) - set(allowed))
         if bad:
-            raise TrainError(f"cannot change {bad} on --resume (only {list(RESUMABLE_KEYS)} may change)")
+            raise TrainError(f"cannot change {bad} on --resume (only {allowed} may change)")
         try:
             ck = mod.load_file(ck_path)
             mod.check_checkpoint(ck, task)
-            learner = mod.SDPG.from_checkpoint(ck_path, task=task, **overrides)
+            learner = mod.LEARNER.from_checkpoint(ck_path, task=task, **overrides)
         except (ValueError, FileNotFoundError, KeyError) as err:
             raise TrainError(f"cannot resume from {ck_path}: {err}") from None
         cfg = learner.cfg
@@ -109,9 +133,9 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
         (run_dir / "checkpoints").mkdir()
         write_json(run_dir / "config.json", {"agent": agent, "task": cfg.task, "config": cfg.to_dict(),
                                              **_meta(cfg.task, argv)})
-        learner = mod.SDPG(cfg)
-        log(f"new run {run_dir}: {cfg.task}, B={cfg.num_nominal}, M={cfg.num_perturbations}, "
-            f"N={cfg.num_envs}, T={cfg.horizon}, seed={cfg.seed}")
+        learner = mod.LEARNER(cfg)
+        layout = _describe(mod, cfg)
+        log(f"new run {run_dir}: {agent} on {cfg.task}, {layout + ', ' if layout else ''}seed={cfg.seed}")
 
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -119,7 +143,8 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
     csv_log = CSVLogger(run_dir / "progress.csv")
     csv_log.truncate_after(learner.epoch)  # rows after the resumed checkpoint are redone
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=learner.epoch + 1 if resume else None)
-    title = f"{agent.upper()} {cfg.task} (B={cfg.num_nominal}, M={cfg.num_perturbations}, T={cfg.horizon}, seed {cfg.seed})"
+    layout = _describe(mod, cfg)
+    title = f"{agent.upper()} {cfg.task} ({layout + ', ' if layout else ''}seed {cfg.seed})"
 
     def finish_outputs() -> None:
         learner.export_policy(run_dir / "policy.pt")
@@ -136,7 +161,7 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
             csv_log.log(stats)
             for k, v in stats.items():
                 if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v):
-                    writer.add_scalar(f"sdpg/{k}", v, learner.epoch)
+                    writer.add_scalar(f"{agent}/{k}", v, learner.epoch)
             bar.update(1)
             bar.set_postfix_str(f"return {stats['episode_return']:.1f}  frames/s {stats['frames_per_s']:.0f}  "
                                 f"steps/s {stats['env_steps_per_s']:,.0f}")
@@ -151,5 +176,5 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
     stats = learner.episode_stats()
     log(f"finished {run_dir}: epoch {learner.epoch}, {learner.env_steps:,} env steps, "
         f"{learner.train_time / 60:.1f} min, return {stats['episode_return']:.1f} "
-        f"(mean of the last {cfg.episode_window} nominal episodes)")
+        f"(mean of the last {getattr(cfg, 'episode_window', 100)} episodes)")
     return Path(run_dir)

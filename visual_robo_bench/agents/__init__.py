@@ -3,7 +3,15 @@
 Importing this package does not import torch; each agent module does.
 """
 
-#: Agent name -> module implementing it (``make_config``, the learner class, ``load_policy``).
-AGENTS = {"sdpg": "visual_robo_bench.agents.sdpg"}
+#: Agent name -> module implementing it (``make_config``, ``LEARNER``, ``load_policy``, ...; the
+#: interface is documented in :mod:`visual_robo_bench.train`). The module's last name must equal the
+#: agent name: policy files are loaded through ``visual_robo_bench.agents.<agent>.load_policy``.
+AGENTS = {
+    "sdpg": "visual_robo_bench.agents.sdpg",  # the reference agent
+    "ppo": "visual_robo_bench.agents.ppo",  # stable-baselines3 PPO, MultiInputPolicy
+    "sac": "visual_robo_bench.agents.sac",  # stable-baselines3 SAC, MultiInputPolicy, small replay buffer
+    "random": "visual_robo_bench.agents.random",  # reference floor: uniform random actions
+    "zero": "visual_robo_bench.agents.zero",  # reference floor: all-zero actions
+}
 
 __all__ = ["AGENTS"]

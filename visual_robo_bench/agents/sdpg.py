@@ -825,3 +825,12 @@ def load_policy(path: str | Path, task: str | None = None) -> SDPGPolicy:
     data = load_file(path)
     check_checkpoint(data, task)
     return SDPGPolicy(data)
+
+
+# The ``vrb train`` learner interface (see :mod:`visual_robo_bench.train`).
+LEARNER = SDPG
+
+
+def describe(cfg: SDPGConfig) -> str:
+    """The run layout printed by ``vrb train``."""
+    return f"B={cfg.num_nominal}, M={cfg.num_perturbations}, N={cfg.num_envs}, T={cfg.horizon}"

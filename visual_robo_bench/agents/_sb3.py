@@ -1,0 +1,338 @@
+"""The ``vrb train`` learner around a stable-baselines3 algorithm (shared by ``ppo`` and ``sac``).
+
+The SB3 model drives one native batched env through :func:`~visual_robo_bench.adapters.sb3.make_sb3_env`
+(no subprocess envs; pixels channel-first so SB3 needs no ``VecTransposeImage``). One epoch is a fixed
+number of env steps: ``model.learn(steps_per_epoch, reset_num_timesteps=False)``.
+
+Checkpoints (``checkpoints/latest.pt``) are a small torch dict naming two sibling files written first:
+the SB3 model ``.zip`` (weights, optimisers, step counters) and, for off-policy algorithms, the pickled
+replay buffer. The sibling files carry the epoch in their names and ``latest.pt`` is renamed into place
+last, so a run killed at any moment still has a consistent checkpoint.
+
+Resume is **not bit-identical** (unlike SDPG): SB3 keeps no RNG states or env states in its files,
+so a resumed run reloads the weights, optimisers, replay buffer, step counters and episode window,
+reseeds torch/numpy/the action space with ``seed + epoch`` and starts fresh episodes (the episode that
+was running when the checkpoint was written is dropped). Training continues from the saved step count.
+
+The exported ``policy.pt`` is a VRB policy file (``{"agent": NAME, "model_zip": bytes, ...}``) whose
+``load_policy`` acts deterministically (``model.predict(obs, deterministic=True)``); the same model is
+also written as ``model.zip`` next to it for tools that load SB3 files directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .common import ConfigError, apply_overrides, atomic_torch_save
+
+FORMAT_VERSION = 1
+
+
+class IncompatibleCheckpoint(ValueError):
+    """A checkpoint or policy file of another agent, task or format version."""
+
+
+def env_kwargs(cfg: Any) -> dict[str, Any]:
+    """Env keywords of a config (``None`` fields: the task's defaults)."""
+    kwargs: dict[str, Any] = {}
+    if cfg.image_size is not None:
+        kwargs["image_size"] = tuple(cfg.image_size)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if cfg.nthread is not None:
+        kwargs["nthread"] = cfg.nthread
+    return kwargs
+
+
+def make_config(config_cls: type, task: str, overrides: dict[str, Any] | None) -> Any:
+    """``config_cls(task=task)`` with ``overrides``; unknown task -> KeyError naming close ids."""
+    from ..registry import get_task
+
+    task = get_task(task).id
+    overrides = dict(overrides or {})
+    if "task" in overrides and overrides["task"] != task:
+        raise ConfigError("the task is given by --task, not by a config override")
+    overrides.pop("task", None)
+    return apply_overrides(config_cls(task=task), overrides)
+
+
+def load_file(path: str | Path, agent: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint or policy file: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a clear user error
+        raise IncompatibleCheckpoint(f"{path} is not a readable {agent} file: {type(err).__name__}: {err}") from None
+    if not isinstance(data, dict) or data.get("agent") != agent:
+        raise IncompatibleCheckpoint(f"{path} is not a {agent} checkpoint or policy file")
+    return data
+
+
+def check_checkpoint(data: dict[str, Any], task: str | None, agent: str) -> None:
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IncompatibleCheckpoint(f"{agent} file format version {version!r} is not supported (this code reads "
+                                     f"version {FORMAT_VERSION}); retrain or use the matching release")
+    if task is not None and data.get("task") != task:
+        raise IncompatibleCheckpoint(f"the file was trained on {data.get('task')!r}, not {task!r}")
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _model_bytes(model: Any) -> bytes:
+    buf = io.BytesIO()
+    model.save(buf)
+    return buf.getvalue()
+
+
+def _obs_space(space: Any) -> dict[str, dict[str, Any]]:
+    return {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in space.spaces.items()}
+
+
+class SB3Learner:
+    """A stable-baselines3 model trained in epochs of ``cfg.steps_per_epoch`` env steps.
+
+    Subclasses set ``AGENT`` (the module name), ``ALGO`` (the SB3 class name), ``STAT_KEYS`` (SB3
+    ``train/`` scalars logged every epoch, NaN until the algorithm has trained) and implement
+    ``build_model(env)``.
+    """
+
+    AGENT = ""
+    ALGO = ""
+    STAT_KEYS: tuple[str, ...] = ()
+    OFF_POLICY = False
+
+    def __init__(self, cfg: Any, _resume: dict[str, Any] | None = None) -> None:
+        import stable_baselines3 as sb3
+        from stable_baselines3.common.logger import Logger
+
+        from ..adapters.sb3 import make_sb3_env
+
+        self.cfg = cfg
+        torch.set_num_threads(cfg.torch_threads)
+        self.env = make_sb3_env(cfg.task, cfg.num_envs, pixel_layout="CHW", **env_kwargs(cfg))
+        self.action_dim = int(self.env.action_space.shape[0])
+        self.epoch = 0
+        self.train_time = 0.0
+        self.total_episodes = 0
+        self.episodes: deque = deque(maxlen=cfg.episode_window)  # (return, length, success)
+        if _resume is None:
+            self.model = self.build_model(self.env)
+        else:
+            algo = getattr(sb3, self.ALGO)
+            self.model = algo.load(_resume["model_path"], env=self.env, device="cpu")
+            if _resume.get("replay_path"):
+                self.model.load_replay_buffer(_resume["replay_path"])
+            c = _resume["counters"]
+            self.epoch, self.train_time, self.total_episodes = c["epoch"], c["train_time"], c["total_episodes"]
+            self.episodes.extend(tuple(x) for x in _resume["episodes"])
+            # Fresh episodes from a seed of its own (SB3 files hold no env or RNG state): see the module doc.
+            self.model.set_random_seed(cfg.seed + 1_000_003 * self.epoch)
+            self.model._last_obs = None  # makes learn() reset the envs
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        self._callback = self._make_callback()
+
+    # ------------------------------------------------------------------ subclass hooks
+    def build_model(self, env: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        cfg = self.cfg
+        kw: dict[str, Any] = {"features_extractor_kwargs": {"cnn_output_dim": cfg.cnn_output_dim}}
+        if cfg.net_arch:
+            kw["net_arch"] = list(cfg.net_arch)
+        return kw
+
+    # ------------------------------------------------------------------ training
+    def _make_callback(self) -> Any:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        learner = self
+
+        class _Episodes(BaseCallback):
+            def _on_step(self) -> bool:
+                for info in self.locals.get("infos", ()):
+                    ep = info.get("episode")
+                    if ep is not None:
+                        learner.episodes.append((float(ep["r"]), int(ep["l"]), bool(info.get("is_success", False))))
+                        learner.total_episodes += 1
+                return True
+
+        return _Episodes()
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.model.num_timesteps)
+
+    def train_epoch(self) -> dict[str, float]:
+        """``steps_per_epoch`` env steps of ``model.learn``; returns the epoch's scalars."""
+        t0 = time.perf_counter()
+        steps0 = self.env_steps
+        self.model.learn(self.cfg.steps_per_epoch, callback=self._callback, reset_num_timesteps=False,
+                         log_interval=None)
+        values = dict(self.model.logger.name_to_value)
+        self.model.logger.dump(self.env_steps)  # clears the accumulated values
+        dt = time.perf_counter() - t0
+        self.epoch += 1
+        self.train_time += dt
+        steps = self.env_steps - steps0
+        stats: dict[str, float] = {"epoch": self.epoch, "env_steps": self.env_steps, "frames": self.env_steps,
+                                   "wall_s": self.train_time, "time_epoch_s": dt, "env_steps_per_s": steps / dt,
+                                   "frames_per_s": steps / dt, "episodes": self.total_episodes}
+        for key in self.STAT_KEYS:
+            stats[key] = float(values.get(f"train/{key}", float("nan")))
+        stats.update(self.episode_stats())
+        return stats
+
+    def episode_stats(self) -> dict[str, float]:
+        if not self.episodes:
+            return {"episode_return": float("nan"), "episode_length": float("nan"), "success_rate": float("nan")}
+        r, n, s = zip(*self.episodes)
+        return {"episode_return": float(np.mean(r)), "episode_length": float(np.mean(n)),
+                "success_rate": float(np.mean(s))}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Model zip (+ replay buffer) under epoch-stamped names, then ``path`` naming them (atomic)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tag = f"{path.stem}-e{self.epoch:06d}"
+        model_name, replay_name = f"{tag}.{self.AGENT}.zip", None
+        _atomic_write_bytes(path.parent / model_name, _model_bytes(self.model))
+        if self.OFF_POLICY and self.cfg.save_replay_buffer:
+            replay_name = f"{tag}.{self.AGENT}.replay.pkl"
+            tmp = path.parent / f".{replay_name}.tmp"
+            self.model.save_replay_buffer(tmp)
+            os.replace(tmp, path.parent / replay_name)
+        atomic_torch_save({
+            "format_version": FORMAT_VERSION, "agent": self.AGENT, "kind": "checkpoint", "task": self.cfg.task,
+            "config": self.cfg.to_dict(), "algo": self.ALGO, "model_file": model_name, "replay_file": replay_name,
+            "counters": {"epoch": self.epoch, "env_steps": self.env_steps, "train_time": self.train_time,
+                         "total_episodes": self.total_episodes},
+            "episodes": list(self.episodes),
+        }, path)
+        keep = {model_name, replay_name}
+        for old in path.parent.glob(f"{path.stem}-e*.{self.AGENT}.*"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, task: str | None = None, **config_changes: Any) -> "SB3Learner":
+        path = Path(path)
+        ck = load_file(path, cls.AGENT)
+        check_checkpoint(ck, task, cls.AGENT)
+        cfg = cls.CONFIG.from_dict(ck["config"])
+        if config_changes:
+            cfg = apply_overrides(cfg, config_changes)
+        model_path = path.parent / ck["model_file"]
+        if not model_path.is_file():
+            raise FileNotFoundError(f"the checkpoint names {model_path}, which does not exist")
+        replay = ck.get("replay_file")
+        replay_path = path.parent / replay if replay else None
+        if replay_path is not None and not replay_path.is_file():
+            raise FileNotFoundError(f"the checkpoint names {replay_path}, which does not exist")
+        return cls(cfg, _resume={"model_path": str(model_path), "replay_path": replay_path and str(replay_path),
+                                 "counters": ck["counters"], "episodes": ck["episodes"]})
+
+    def export_policy(self, path: str | Path) -> None:
+        """``policy.pt`` (VRB policy file embedding the SB3 zip) and ``model.zip`` next to it."""
+        path = Path(path)
+        blob = _model_bytes(self.model)
+        _atomic_write_bytes(path.parent / "model.zip", blob)
+        atomic_torch_save({
+            "format_version": FORMAT_VERSION, "agent": self.AGENT, "kind": "policy", "task": self.cfg.task,
+            "config": self.cfg.to_dict(), "algo": self.ALGO, "model_zip": blob,
+            "obs_space": _obs_space(self.env.observation_space), "pixel_layout": "CHW", "action_dim": self.action_dim,
+            "epoch": self.epoch, "env_steps": self.env_steps, "episode_return": self.episode_stats()["episode_return"],
+        }, path)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class SB3Policy:
+    """A loaded SB3 policy file: deterministic ``act(obs)`` on HWC or CHW pixels, batched or single."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        import stable_baselines3 as sb3
+
+        self.task = data["task"]
+        self.model = getattr(sb3, data["algo"]).load(io.BytesIO(data["model_zip"]), device="cpu")
+        self.keys = sorted(self.model.observation_space.spaces)
+        self.meta = {k: data.get(k) for k in ("epoch", "env_steps", "episode_return")}
+        self.name = f"{data['agent']}:{self.task}"
+
+    def _convert(self, obs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
+        out, single = {}, False
+        for k in self.keys:
+            want = self.model.observation_space[k].shape
+            v = np.asarray(obs[k])
+            if v.shape == want or (len(want) == 3 and v.shape == (want[1], want[2], want[0])):
+                v, single = v[None], True
+            if len(want) == 3 and v.shape[1:] != want:
+                if v.shape[1:] == (want[1], want[2], want[0]):
+                    v = v.transpose(0, 3, 1, 2)
+                else:
+                    raise ValueError(f"{k} must be (n, {', '.join(map(str, want))}) or channel-last for "
+                                     f"{self.task}, got {v.shape}")
+            out[k] = np.ascontiguousarray(v)
+        return out, single
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        inp, single = self._convert(obs)
+        actions, _ = self.model.predict(inp, deterministic=True)
+        a = np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
+        return a[0] if single else a
+
+    __call__ = act
+
+
+def load_policy(path: str | Path, agent: str, task: str | None = None) -> SB3Policy:
+    data = load_file(path, agent)
+    check_checkpoint(data, task, agent)
+    if data.get("kind") != "policy":
+        raise IncompatibleCheckpoint(f"{path} is a training checkpoint; load the run's policy.pt "
+                                     "(or its model.zip with stable-baselines3)")
+    return SB3Policy(data)
+
+
+def config_checks(cfg: Any, name: str, extra: list[tuple[bool, str]]) -> None:
+    checks = [
+        (cfg.num_envs >= 1, "num_envs must be >= 1"),
+        (cfg.steps_per_epoch >= 1, "steps_per_epoch must be >= 1"),
+        (cfg.max_epochs >= 1, "max_epochs must be >= 1"),
+        (cfg.image_size is None or len(cfg.image_size) == 2, "image_size must be (H, W) or None"),
+        (cfg.checkpoint_every >= 1 and cfg.episode_window >= 1, "checkpoint_every, episode_window >= 1"),
+        (cfg.torch_threads >= 1, "torch_threads must be >= 1"),
+        *extra,
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(f"{name}: {msg}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -95,6 +95,10 @@ class LocomotionTask(Task):
     def setup(self, model: mujoco.MjModel) -> None:
         super().setup(model)
         self.torso_id = model.body(self.torso).id
+        # the torso is the root body: its world x is the free joint's x, or its body offset plus the rootx slide
+        free = model.jnt_type[model.body_jntadr[self.torso_id]] == mujoco.mjtJoint.mjJNT_FREE
+        self.root_x_adr = model.jnt_qposadr[model.body_jntadr[self.torso_id] if free else model.joint("rootx").id]
+        self.torso_x_offset = 0.0 if free else model.body_pos[self.torso_id, 0]
 
     def state_spec(self):
         return {**super().state_spec(), "x0": ((1,), np.float64)}
@@ -103,9 +107,8 @@ class LocomotionTask(Task):
         return sim.xpos[env_ids, self.torso_id, 0]
 
     def remember_spawn(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> None:
-        """Store the spawn x (kinematics of ``env_ids`` must be current)."""
-        sim.forward(env_ids)
-        state["x0"][env_ids, 0] = self.torso_x(sim, env_ids)
+        """Store the spawn x of the torso, read from ``qpos`` (no kinematics pass needed)."""
+        state["x0"][env_ids, 0] = self.torso_x_offset + sim.qpos[env_ids, self.root_x_adr]
 
     def evaluate(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> Evaluation:
         distance = self.torso_x(sim, env_ids) - state["x0"][env_ids, 0]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import _sb3
-from .common import apply_overrides, atomic_torch_save
+from .common import apply_overrides, atomic_torch_save, check_agent_file
 
 FORMAT_VERSION = 1
 #: Keys ``vrb train --resume`` may change (no schedule depends on max_epochs here).
@@ -182,12 +182,7 @@ load_file = _sb3.load_file
 
 
 def check_checkpoint(data: dict[str, Any], task: str | None, agent: str) -> None:
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IncompatibleCheckpoint(f"{agent} file format version {version!r} is not supported (this code reads "
-                                     f"version {FORMAT_VERSION})")
-    if task is not None and data.get("task") != task:
-        raise IncompatibleCheckpoint(f"the file was trained on {data.get('task')!r}, not {task!r}")
+    check_agent_file(data, task, FORMAT_VERSION, agent)
 
 
 def make_config(task: str, overrides: dict[str, Any] | None) -> FloorConfig:

@@ -33,13 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .common import ConfigError, apply_overrides, atomic_torch_save
+from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
+                     check_agent_file, load_agent_file)
 
 FORMAT_VERSION = 1
 
-
-class IncompatibleCheckpoint(ValueError):
-    """A checkpoint or policy file of another agent, task or format version."""
 
 
 def env_kwargs(cfg: Any) -> dict[str, Any]:
@@ -67,25 +65,11 @@ def make_config(config_cls: type, task: str, overrides: dict[str, Any] | None) -
 
 
 def load_file(path: str | Path, agent: str) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint or policy file: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is a clear user error
-        raise IncompatibleCheckpoint(f"{path} is not a readable {agent} file: {type(err).__name__}: {err}") from None
-    if not isinstance(data, dict) or data.get("agent") != agent:
-        raise IncompatibleCheckpoint(f"{path} is not a {agent} checkpoint or policy file")
-    return data
+    return load_agent_file(path, agent)
 
 
 def check_checkpoint(data: dict[str, Any], task: str | None, agent: str) -> None:
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IncompatibleCheckpoint(f"{agent} file format version {version!r} is not supported (this code reads "
-                                     f"version {FORMAT_VERSION}); retrain or use the matching release")
-    if task is not None and data.get("task") != task:
-        raise IncompatibleCheckpoint(f"the file was trained on {data.get('task')!r}, not {task!r}")
+    check_agent_file(data, task, FORMAT_VERSION, agent)
 
 
 def _atomic_write_bytes(path: Path, payload: bytes) -> None:

@@ -208,3 +208,40 @@ def plot_learning_curve(csv_path: str | os.PathLike, out_png: str | os.PathLike,
     plt.close(fig)
     os.replace(tmp, out_png)
     return True
+
+
+class IncompatibleCheckpoint(ValueError):
+    """A checkpoint or policy file of another agent, task or format version."""
+
+
+def load_agent_file(path: str | os.PathLike, agent: str, label: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint or policy file of ``agent`` (``torch.save`` of a dict with an ``"agent"`` entry).
+
+    Raises:
+        FileNotFoundError: No such file.
+        IncompatibleCheckpoint: Unreadable, or a file of another agent.
+    """
+    import torch
+
+    path = Path(path)
+    label = label or agent
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint or policy file: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a clear user error
+        raise IncompatibleCheckpoint(f"{path} is not a readable {label} file: {type(err).__name__}: {err}") from None
+    if not isinstance(data, dict) or data.get("agent") != agent:
+        raise IncompatibleCheckpoint(f"{path} is not {'an' if label[0] in 'AEIOUaeiou' else 'a'} {label} "
+                                     "checkpoint or policy file")
+    return data
+
+
+def check_agent_file(data: dict[str, Any], task: str | None, format_version: int, label: str) -> None:
+    """Refuse a file of another format version or (when ``task`` is given) of another task."""
+    version = data.get("format_version")
+    if version != format_version:
+        raise IncompatibleCheckpoint(f"{label} file format version {version!r} is not supported (this code reads "
+                                     f"version {format_version}); retrain or use the matching release")
+    if task is not None and data.get("task") != task:
+        raise IncompatibleCheckpoint(f"the file was trained on {data.get('task')!r}, not {task!r}")

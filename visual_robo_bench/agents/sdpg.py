@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .common import ConfigError, apply_overrides, atomic_torch_save
+from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
+                     check_agent_file, load_agent_file)
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
 FORMAT_VERSION = 1
@@ -747,31 +748,14 @@ def _obs_space(env: Any) -> dict[str, dict[str, Any]]:
     return {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in env.single_observation_space.spaces.items()}
 
 
-class IncompatibleCheckpoint(ValueError):
-    """A checkpoint or policy file of another agent, task or format version."""
-
-
 def load_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint or policy file: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is a clear user error
-        raise IncompatibleCheckpoint(f"{path} is not a readable SDPG file: {type(err).__name__}: {err}") from None
-    if not isinstance(data, dict) or data.get("agent") != AGENT_NAME:
-        raise IncompatibleCheckpoint(f"{path} is not an SDPG checkpoint or policy file")
-    return data
+    """Read an SDPG checkpoint or policy file."""
+    return load_agent_file(path, AGENT_NAME, label="SDPG")
 
 
 def check_checkpoint(data: dict[str, Any], task: str | None) -> None:
     """Refuse a file of another format version or (when given) another task."""
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IncompatibleCheckpoint(f"SDPG file format version {version!r} is not supported (this code reads "
-                                     f"version {FORMAT_VERSION}); retrain or use the matching release")
-    if task is not None and data.get("task") != task:
-        raise IncompatibleCheckpoint(f"the file was trained on {data.get('task')!r}, not {task!r}")
+    check_agent_file(data, task, FORMAT_VERSION, "SDPG")
 
 
 class SDPGPolicy:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import _sb3
-from .common import apply_overrides, atomic_torch_save, check_agent_file
+from .common import apply_overrides, atomic_torch_save, check_agent_file, episode_stats
 
 FORMAT_VERSION = 1
 #: Keys ``vrb train --resume`` may change (no schedule depends on max_epochs here).
@@ -121,11 +121,7 @@ class FloorLearner:
                 "episodes": self.total_episodes, **self.episode_stats()}
 
     def episode_stats(self) -> dict[str, float]:
-        if not self.episodes:
-            return {"episode_return": float("nan"), "episode_length": float("nan"), "success_rate": float("nan")}
-        r, n, s = zip(*self.episodes)
-        return {"episode_return": float(np.mean(r)), "episode_length": float(np.mean(n)),
-                "success_rate": float(np.mean(s))}
+        return episode_stats(self.episodes)
 
     def state_dict(self) -> dict[str, Any]:
         st = self.env.get_state()

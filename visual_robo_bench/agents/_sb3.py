@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, load_agent_file)
+                     check_agent_file, episode_stats, load_agent_file)
 
 FORMAT_VERSION = 1
 
@@ -192,11 +192,7 @@ class SB3Learner:
         return stats
 
     def episode_stats(self) -> dict[str, float]:
-        if not self.episodes:
-            return {"episode_return": float("nan"), "episode_length": float("nan"), "success_rate": float("nan")}
-        r, n, s = zip(*self.episodes)
-        return {"episode_return": float(np.mean(r)), "episode_length": float(np.mean(n)),
-                "success_rate": float(np.mean(s))}
+        return episode_stats(self.episodes)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str | Path) -> None:

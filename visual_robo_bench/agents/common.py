@@ -245,3 +245,14 @@ def check_agent_file(data: dict[str, Any], task: str | None, format_version: int
                                      f"version {format_version}); retrain or use the matching release")
     if task is not None and data.get("task") != task:
         raise IncompatibleCheckpoint(f"the file was trained on {data.get('task')!r}, not {task!r}")
+
+
+def episode_stats(episodes) -> dict[str, float]:
+    """Mean return, length and success over ``(return, length, success)`` tuples (NaN when empty)."""
+    if not episodes:
+        return {"episode_return": float("nan"), "episode_length": float("nan"), "success_rate": float("nan")}
+    import numpy as np
+
+    r, n, s = zip(*episodes)
+    return {"episode_return": float(np.mean(r)), "episode_length": float(np.mean(n)),
+            "success_rate": float(np.mean(s))}

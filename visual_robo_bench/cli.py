@@ -307,9 +307,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     try:
         backend = select_backend()
-    except ModelNotFoundError as err:
-        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
-        return 2
     except RenderBackendError as err:
         raise CLIError(str(err)) from None
     console.print(f"GL backend: [bold]{backend}[/bold]")

@@ -10,9 +10,9 @@ A run directory holds::
     learning_curve.png   return vs wall-clock and vs env steps
 
 A new run never writes into an existing directory; ``--resume`` continues the run of a directory
-exactly where its last checkpoint left it (bit-identical to an uninterrupted run for SDPG and the
-floors; the stable-baselines3 baselines continue from the saved weights, optimiser, replay buffer and
-step counters, with freshly reset envs: see :mod:`visual_robo_bench.agents._sb3`).
+exactly where its last checkpoint left it, bit-identical to an uninterrupted run (the checkpoint holds
+the env states, frame stacks and every RNG stream next to the networks and optimisers; the one
+exception, SAC with ``save_replay_buffer=false``, is documented in :mod:`visual_robo_bench.agents._sb3`).
 
 The learner interface (every module named in :data:`visual_robo_bench.agents.AGENTS`):
 

@@ -80,6 +80,33 @@ class SB3VecEnv(VecEnv):
             obs, _ = self.venv.reset(options={"reset_mask": dones})
         return obs, rewards.astype(np.float32), dones, infos
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides the adapter's future: the native env's state, frame stacks and per-env
+        generators, and the running episode sums (a checkpoint restores it with :meth:`load_state_dict`)."""
+        venv = self.venv
+        st = venv.get_state()
+        rngs = [venv.get_rng(i) for i in range(self.num_envs)]
+        return {"physics": st.physics, "task": st.task, "elapsed": st.elapsed,
+                "frame_stacks": venv.get_frame_stacks(),
+                "rngs": [None if g is None else g.bit_generator.state for g in rngs],
+                "ep_return": self._ep_return.copy(), "ep_length": self._ep_length.copy()}
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (a pending ``seed()`` is dropped: the saved streams continue)."""
+        from ..envs.vector_env import VRBState
+
+        venv = self.venv
+        venv.set_state(VRBState(data["physics"], data["task"], data["elapsed"]))
+        venv.set_frame_stacks(data["frame_stacks"])
+        for i, state in enumerate(data["rngs"]):
+            if state is not None:
+                g = np.random.default_rng()
+                g.bit_generator.state = state
+                venv.set_rng(i, g)
+        self._ep_return[:] = data["ep_return"]
+        self._ep_length[:] = data["ep_length"]
+        self._seed = None
+
     def close(self) -> None:
         self.venv.close()
 

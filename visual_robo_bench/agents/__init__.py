@@ -10,6 +10,8 @@ AGENTS = {
     "sdpg": "visual_robo_bench.agents.sdpg",  # the reference agent
     "ppo": "visual_robo_bench.agents.ppo",  # stable-baselines3 PPO, MultiInputPolicy
     "sac": "visual_robo_bench.agents.sac",  # stable-baselines3 SAC, MultiInputPolicy, small replay buffer
+    "drqv2": "visual_robo_bench.agents.drqv2",  # DrQ-v2: random-shift augmentation, n-step DDPG (one file)
+    "distill": "visual_robo_bench.agents.distill",  # teacher PPO on privileged state -> pixel student (DAgger)
     "random": "visual_robo_bench.agents.random",  # reference floor: uniform random actions
     "zero": "visual_robo_bench.agents.zero",  # reference floor: all-zero actions
 }

@@ -9,10 +9,15 @@ the SB3 model ``.zip`` (weights, optimisers, step counters) and, for off-policy 
 replay buffer. The sibling files carry the epoch in their names and ``latest.pt`` is renamed into place
 last, so a run killed at any moment still has a consistent checkpoint.
 
-Resume is **not bit-identical** (unlike SDPG): SB3 keeps no RNG states or env states in its files,
-so a resumed run reloads the weights, optimisers, replay buffer, step counters and episode window,
-reseeds torch/numpy/the action space with ``seed + epoch`` and starts fresh episodes (the episode that
-was running when the checkpoint was written is dropped). Training continues from the saved step count.
+Resume is **bit-identical** to an uninterrupted run, as for SDPG: besides the SB3 files, ``latest.pt``
+holds what SB3's own files leave out — the native env's state, frame stacks and per-env generators,
+the adapter's running episode sums, the model's last observation and episode-start flags, and the
+global torch, numpy and Python RNG states plus the action space's generator (SB3 draws its PPO
+minibatches and SAC replay samples from the global numpy generator, its actions from torch's). An
+epoch ends on a rollout boundary for PPO (``steps_per_epoch`` is a multiple of ``n_steps * num_envs``)
+and on a whole vector step for SAC, so nothing half-collected is lost. The one exception: SAC with
+``save_replay_buffer=false`` resumes with an empty replay buffer (no longer exact; training then
+refills it before it updates again).
 
 The exported ``policy.pt`` is a VRB policy file (``{"agent": NAME, "model_zip": bytes, ...}``) whose
 ``load_policy`` acts deterministically (``model.predict(obs, deterministic=True)``); the same model is
@@ -36,7 +41,7 @@ import torch
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
                      check_agent_file, episode_stats, load_agent_file)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: checkpoints hold the run state for an exact resume
 
 
 
@@ -133,11 +138,37 @@ class SB3Learner:
             c = _resume["counters"]
             self.epoch, self.train_time, self.total_episodes = c["epoch"], c["train_time"], c["total_episodes"]
             self.episodes.extend(tuple(x) for x in _resume["episodes"])
-            # Fresh episodes from a seed of its own (SB3 files hold no env or RNG state): see the module doc.
-            self.model.set_random_seed(cfg.seed + 1_000_003 * self.epoch)
-            self.model._last_obs = None  # makes learn() reset the envs
+            self._load_run_state(_resume["run_state"])
         self.model.set_logger(Logger(folder=None, output_formats=[]))
         self._callback = self._make_callback()
+
+    # ------------------------------------------------------------------ exact resume (see the module doc)
+    def _run_state(self) -> dict[str, Any]:
+        """What SB3's model zip and replay pickle leave out, for a bit-identical resume."""
+        import random
+
+        m = self.model
+        copy = (lambda x: None if x is None else {k: v.copy() for k, v in x.items()} if isinstance(x, dict)
+                else np.array(x, copy=True))
+        return {"env": self.env.state_dict(), "last_obs": copy(m._last_obs),
+                "last_episode_starts": copy(m._last_episode_starts),
+                "last_original_obs": copy(getattr(m, "_last_original_obs", None)),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+                "action_space_rng": m.action_space.np_random.bit_generator.state}
+
+    def _load_run_state(self, st: dict[str, Any]) -> None:
+        """Restore :meth:`_run_state` after the model was loaded (loading reseeds everything: this comes last)."""
+        import random
+
+        m = self.model
+        self.env.load_state_dict(st["env"])
+        m._last_obs, m._last_episode_starts = st["last_obs"], st["last_episode_starts"]
+        if st.get("last_original_obs") is not None:
+            m._last_original_obs = st["last_original_obs"]
+        m.action_space.np_random.bit_generator.state = st["action_space_rng"]
+        torch.set_rng_state(st["torch_rng"])
+        np.random.set_state(st["numpy_rng"])
+        random.setstate(st["python_rng"])
 
     # ------------------------------------------------------------------ subclass hooks
     def build_model(self, env: Any) -> Any:  # pragma: no cover - abstract
@@ -212,7 +243,7 @@ class SB3Learner:
             "config": self.cfg.to_dict(), "algo": self.ALGO, "model_file": model_name, "replay_file": replay_name,
             "counters": {"epoch": self.epoch, "env_steps": self.env_steps, "train_time": self.train_time,
                          "total_episodes": self.total_episodes},
-            "episodes": list(self.episodes),
+            "episodes": list(self.episodes), "run_state": self._run_state(),
         }, path)
         keep = {model_name, replay_name}
         for old in path.parent.glob(f"{path.stem}-e*.{self.AGENT}.*"):
@@ -235,7 +266,8 @@ class SB3Learner:
         if replay_path is not None and not replay_path.is_file():
             raise FileNotFoundError(f"the checkpoint names {replay_path}, which does not exist")
         return cls(cfg, _resume={"model_path": str(model_path), "replay_path": replay_path and str(replay_path),
-                                 "counters": ck["counters"], "episodes": ck["episodes"]})
+                                 "counters": ck["counters"], "episodes": ck["episodes"],
+                                 "run_state": ck["run_state"]})
 
     def export_policy(self, path: str | Path) -> None:
         """``policy.pt`` (VRB policy file embedding the SB3 zip) and ``model.zip`` next to it."""

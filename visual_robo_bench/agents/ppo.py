@@ -1,7 +1,6 @@
 """PPO baseline: stable-baselines3 ``PPO`` with ``MultiInputPolicy`` (NatureCNN on the stacked pixels,
 an MLP on ``proprio``) on VRB's batched env. Training machinery, checkpoints, resume semantics and the
-policy file: :mod:`visual_robo_bench.agents._sb3` (resume continues from the saved weights and step
-counts with fresh episodes; it is not bit-identical).
+policy file: :mod:`visual_robo_bench.agents._sb3` (resume is bit-identical to an uninterrupted run).
 
 Memory: the rollout buffer holds ``n_steps * num_envs`` uint8 observations (84x84x9: 63.5 KB each),
 so the defaults (32 x 16 = 512) take about 33 MB (conventions §3.2).

@@ -1,8 +1,7 @@
 """SAC baseline: stable-baselines3 ``SAC`` with ``MultiInputPolicy`` (NatureCNN on the stacked pixels,
 an MLP on ``proprio``) on VRB's batched env. Training machinery, checkpoints (model zip + replay
-buffer), resume semantics and the policy file: :mod:`visual_robo_bench.agents._sb3` (resume continues
-from the saved weights, optimisers, replay buffer and step counts with fresh episodes; it is not
-bit-identical).
+buffer), resume semantics and the policy file: :mod:`visual_robo_bench.agents._sb3` (resume is
+bit-identical to an uninterrupted run, except with ``save_replay_buffer=false``).
 
 Memory (conventions §3.2): SB3's ``DictReplayBuffer`` stores ``obs`` and ``next_obs``, 2 x 63.5 KB per
 84x84x9 transition, so the default ``buffer_size=10_000`` takes about 1.3 GB (SB3's default 1M would

@@ -238,6 +238,10 @@ class VRBVectorEnv(VectorEnv):
         """Use ``rng`` as env ``env_id``'s generator (the single env shares its ``np_random``)."""
         self._rngs[env_id] = rng
 
+    def get_rng(self, env_id: int) -> np.random.Generator | None:
+        """Env ``env_id``'s generator (``None`` before its first reset): checkpoint its ``bit_generator.state``."""
+        return self._rngs[env_id]
+
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
         """Reset all envs, or those in ``options["reset_mask"]`` (others keep their state).
 

@@ -214,6 +214,28 @@ def test_truncation_and_next_step_autoreset(task_id):
     env.close()
 
 
+def test_autoreset_step_refills_only_the_new_episodes_frame_stacks():
+    """One render pass serves stepped and reset envs: a reset env's stack holds K copies of its first frame,
+    a stepped env's stack drops its oldest frame and gains the new one."""
+    env = make_vec("VRB/Walker-v0", num_envs=3, max_episode_steps=3, image_size=(32, 32))
+    obs, _ = env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    env.step(zero)
+    env.reset(options={"reset_mask": np.array([False, True, False])})  # env 1 runs one step behind
+    for _ in range(2):
+        before, r, te, tr, _ = env.step(zero)
+    assert list(te | tr) == [True, False, True]
+    obs, r, te, tr, info = env.step(zero)  # envs 0 and 2 reset, env 1 steps
+    c = 3
+    assert list(info["elapsed_steps"]) == [0, 3, 0]
+    for i in (0, 2):
+        frames = np.split(obs["pixels"][i], env.unwrapped.cfg.frame_stack, axis=-1)
+        assert all(np.array_equal(f, frames[-1]) for f in frames), i
+    assert np.array_equal(obs["pixels"][1][..., :-c], before["pixels"][1][..., c:])
+    assert not np.array_equal(obs["pixels"][1][..., -c:], before["pixels"][1][..., -c:])
+    env.close()
+
+
 def test_disabled_autoreset_requires_reset(task_id):
     env = make_vec(task_id, num_envs=2, max_episode_steps=2, autoreset_mode=AutoresetMode.DISABLED)
     env.reset(seed=0)

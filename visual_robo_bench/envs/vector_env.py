@@ -261,7 +261,8 @@ class VRBVectorEnv(VectorEnv):
         info = self._info(terms=None, evaluation=None, bad=None)
         return self._observation(), info
 
-    def _reset_ids(self, ids: np.ndarray) -> None:
+    def _reset_ids(self, ids: np.ndarray, refresh: bool = True) -> None:
+        """Start new episodes in ``ids``; ``refresh=False`` leaves observing them to the caller."""
         self.sim.reset(ids)
         for k in self.state.keys():
             self.state[k][ids] = 0
@@ -271,7 +272,8 @@ class VRBVectorEnv(VectorEnv):
         self._elapsed[ids] = 0
         self._done[ids] = False
         self._started[ids] = True
-        self._refresh(ids, fill_stack=True)
+        if refresh:
+            self._refresh(ids, fill_stack=True)
 
     # ------------------------------------------------------------ state API (SDPG)
     def get_state(self, env_ids: Any = None) -> VRBState:
@@ -390,9 +392,10 @@ class VRBVectorEnv(VectorEnv):
                 evaluation["metrics"][k][active] = v
             bad = np.zeros(N, bool)
             bad[active] = bad_active
-            self._refresh(active, fill_stack=False)
         if to_reset.any():
-            self._reset_ids(np.flatnonzero(to_reset))
+            self._reset_ids(np.flatnonzero(to_reset), refresh=False)
+        # One observation pass (and one render call) for the stepped and the reset envs together.
+        self._refresh(np.arange(N), fill_stack=to_reset)
         self._done = terminated | truncated
         info = self._info(terms, evaluation, bad)
         if clipped is not None:
@@ -415,8 +418,12 @@ class VRBVectorEnv(VectorEnv):
         """The policy-image renderer (``None`` until something is rendered)."""
         return self._renderer
 
-    def _refresh(self, ids: np.ndarray, fill_stack: bool) -> None:
-        """Recompute vector observations of ``ids`` and render the rendered ones."""
+    def _refresh(self, ids: np.ndarray, fill_stack: bool | np.ndarray) -> None:
+        """Recompute vector observations of ``ids`` and render the rendered ones.
+
+        ``fill_stack`` (one flag, or one per id): fill the frame stack with the new frame (a new
+        episode) instead of dropping its oldest frame.
+        """
         if len(ids) == 0:
             return
         obs = self._task_obs(ids)
@@ -424,21 +431,25 @@ class VRBVectorEnv(VectorEnv):
             self._vec[k][ids] = obs[k]
         if not self._views:
             return
-        rids = ids[self._slot[ids] >= 0]
+        rendered = self._slot[ids] >= 0
+        rids = ids[rendered]
         if len(rids) == 0:
             return
-        slots = self._slot[rids]
-        if len(slots) == len(self.render_env_ids) and (np.diff(slots) == 1).all():
-            slots = slice(int(slots[0]), int(slots[-1]) + 1)  # all rendered envs in order: no fancy indexing
+        fill = np.broadcast_to(np.asarray(fill_stack, dtype=bool), ids.shape)[rendered]
+        slot_ids = self._slot[rids]
+        slots: slice | np.ndarray = slot_ids
+        if len(slot_ids) == len(self.render_env_ids) and (np.diff(slot_ids) == 1).all():
+            slots = slice(int(slot_ids[0]), int(slot_ids[-1]) + 1)  # all rendered envs in order: no fancy indexing
         images = self._ensure_renderer().render(self.sim.state[rids])
         for i, (v, img) in enumerate(zip(self._views, images)):
             if v.depth:
                 far = self.cfg.camera(v.camera).depth_far
                 img = np.round(np.clip(img / far, 0.0, 1.0) * 255.0).astype(np.uint8)[..., None]
             stack, c = self._frames[i], img.shape[-1]
-            if fill_stack:
+            if fill.all():
                 stack[slots] = np.tile(img, (1, 1, 1, self.cfg.frame_stack))
-            elif isinstance(slots, slice) and slots == slice(0, len(stack)):
+                continue
+            if isinstance(slots, slice) and slots == slice(0, len(stack)):
                 # Whole stack: one contiguous memmove by c bytes drops every pixel's oldest frame
                 # (the byte that spills into the next pixel's newest slot is overwritten below),
                 # then the new frame goes in as c-byte items (fast strided copy).
@@ -449,6 +460,8 @@ class VRBVectorEnv(VectorEnv):
             else:
                 stack[slots, :, :, :-c] = stack[slots, :, :, c:]  # drop the oldest frame
                 stack[slots, :, :, -c:] = img
+            if fill.any():  # new episodes among them: their stacks (shifted above) are refilled whole
+                stack[slot_ids[fill]] = np.tile(img[fill], (1, 1, 1, self.cfg.frame_stack))
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}

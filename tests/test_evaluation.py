@@ -165,3 +165,12 @@ def test_shipped_policy_runs_the_main_job(tmp_path):
     # the shipped policy is deterministic and better than doing nothing on these seeds
     zero = evaluate("zero", "VRB/Walker-v0", episodes=4, progress=False).summary()["return"]
     assert doc["aggregates"]["VRB/Walker-v0"]["return"] > zero
+
+
+def test_renderer_info_after_an_evaluation_closed_its_renderers():
+    """Results files record the GL renderer even when no context is current any more."""
+    from visual_robo_bench.render.gl import renderer_info
+
+    evaluate("random", "VRB/Hopper-v0", episodes=1, num_envs=1, env_kwargs={"max_episode_steps": 3}, progress=False)
+    info = renderer_info()
+    assert "error" not in info and info["renderer"], info

@@ -26,15 +26,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.results import make_results, write_json
     from .render.gl import renderer_info
 
+    if args.ray is not None:
+        return _cmd_sweep(args)
+    if len(args.agent) > 1:
+        console.print("[red]error:[/red] several --agent values need --ray (a sweep into one --out file; "
+                      "--ray local runs it on this machine)", highlight=False)
+        return 2
+    agent = args.agent[0]
     tasks = args.task
     evals = []
     for task in tasks:
         for seed in args.training_seed or [0]:
-            res = evaluate(args.agent, task, episodes=args.episodes, seed_base=args.seed_base,
+            res = evaluate(agent, task, episodes=args.episodes, seed_base=args.seed_base,
                            num_envs=args.num_envs, isolate=args.isolate, act_timeout=args.act_timeout,
                            video=args.video if len(evals) == 0 else None)
             evals.append((res, seed))
-    table = Table(title=f"{args.agent}: standard protocol")
+    table = Table(title=f"{agent}: standard protocol")
     for col in ("task", "episodes", "return", "success_once", "success_at_end", "length", "official"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for res, _ in evals:
@@ -47,12 +54,64 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             console.print(f"[red]{res.task_id}: {res.error}[/red]")
     if args.out:
         doc = make_results(evals, agent_name=args.name or evals[0][0].agent, description=args.description,
-                           render=renderer_info(), policy=args.agent if Path(str(args.agent)).exists() else None)
+                           render=renderer_info(), policy=agent if Path(str(agent)).exists() else None)
         write_json(doc, args.out)
         console.print(f"results written to {args.out}")
     if evals[0][0].video:
         console.print(f"video written to {evals[0][0].video}")
     return 1 if any(r.error for r, _ in evals) else 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """``vrb evaluate --ray ADDRESS``: every (agent, task, training seed) cell as a Ray task, into one sweep file."""
+    from rich.markup import escape
+
+    from .evaluation.distributed import (RayUnavailableError, SweepError, evaluate_sweep, make_grid,
+                                         summarize_cell)
+
+    unsupported = [flag for flag, value in (("--video", args.video), ("--name", args.name)) if value is not None]
+    if unsupported:
+        console.print(f"[red]error:[/red] {', '.join(unsupported)} cannot be used with --ray (agents are named by "
+                      f"their spec; record videos with a single-run `vrb evaluate`)", highlight=False)
+        return 2
+    if not args.out:
+        console.print("[red]error:[/red] --ray needs --out SWEEP.json (the sweep file; an existing one is resumed)",
+                      highlight=False)
+        return 2
+
+    def finished(entry: dict) -> None:
+        s = summarize_cell(entry)
+        ok = entry["status"] == "ok"
+        what = f"return {s['return']:.2f}" if ok else f"[red]error: {escape(entry['error'])}[/red]"
+        console.print(f"{escape(entry['agent'])} | {entry['task']} | seed {entry['seed']}: {what}", highlight=False)
+
+    seeds = args.training_seed or [0]
+    try:
+        doc = evaluate_sweep(args.agent, args.task, seeds, out=args.out, address=args.ray, episodes=args.episodes,
+                             seed_base=args.seed_base, num_envs=args.num_envs, isolate=args.isolate,
+                             act_timeout=args.act_timeout, description=args.description, num_cpus=args.cpus_per_cell,
+                             max_retries=args.max_retries, retry_errors=args.retry_errors, on_cell=finished)
+    except (RayUnavailableError, SweepError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        return 2
+    grid = {c.key for c in make_grid(args.agent, args.task, seeds)}
+    cells = [e for e in doc["cells"] if (e["agent"], e["task"], e["seed"]) in grid]
+    table = Table(title=f"sweep ({len(cells)} cells): standard protocol")
+    table.add_column("agent", overflow="fold")
+    for col in ("task", "seed", "return", "success_once", "length"):
+        table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
+    for e in cells:
+        s = summarize_cell(e)
+        ok = e["status"] == "ok"
+        table.add_row(escape(e["agent"]), e["task"], str(e["seed"]), f"{s['return']:.2f}" if ok else "error",
+                      f"{s['success_once']:.3f}" if ok else "", f"{s['length']:.1f}" if ok else "")
+    console.print(table)
+    for e in cells:
+        if e["error"] or e["agent_error"]:
+            console.print(f"[red]{escape(e['agent'])} | {e['task']} | seed {e['seed']}: "
+                          f"{escape(e['error'] or e['agent_error'])}[/red]", highlight=False)
+    console.print(f"sweep written to {args.out}")
+    return 1 if any(e["error"] or e["agent_error"] for e in cells) else 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -101,19 +160,28 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     """Add the evaluation commands to the ``vrb`` parser."""
     p = sub.add_parser("evaluate", help="score an agent with the standard protocol")
-    p.add_argument("--agent", required=True,
-                   help="'random', 'zero', module:factory, or a .zip (SB3), .onnx, TorchScript or VRB policy file")
+    p.add_argument("--agent", required=True, action="append",
+                   help="'random', 'zero', module:factory, or a .zip (SB3), .onnx, TorchScript or VRB policy file "
+                        "(repeat for several: needs --ray; with --ray, {seed} and {task} are filled in per cell)")
     p.add_argument("--task", required=True, action="append", help="task id (repeat for several)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per task (default: the protocol's 50)")
     p.add_argument("--seed-base", type=int, default=None, help="seed of episode 0 (default: the public base)")
-    p.add_argument("--training-seed", type=int, action="append", help="training seed(s) the agent stands for")
-    p.add_argument("--num-envs", type=int, default=None, help="envs side by side (results do not depend on it)")
+    p.add_argument("--training-seed", "--seed", dest="training_seed", type=int, action="append",
+                   help="training seed(s) the agent stands for")
+    p.add_argument("--num-envs", type=int, default=None, help="envs side by side (physics and rewards do not depend on it; llvmpipe may rasterize a few edge pixels one level apart at other tile positions)")
     p.add_argument("--isolate", action="store_true", help="run the agent in its own process with limits")
     p.add_argument("--act-timeout", type=float, default=60.0, help="seconds per act() call when isolated")
     p.add_argument("--video", default=None, help="write an mp4 of the first episode")
     p.add_argument("--out", default=None, help="write a results file (JSON) here")
     p.add_argument("--name", default=None, help="agent name in the results file")
     p.add_argument("--description", default="", help="agent description in the results file")
+    g = p.add_argument_group("distributed sweep (Ray)")
+    g.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="evaluate every (agent, task, seed) cell as a Ray task: 'auto' (running cluster), 'local' "
+                        "(start one here), HOST:PORT or ray://HOST:PORT; --out is then the sweep file (resumed)")
+    g.add_argument("--cpus-per-cell", type=float, default=1.0, help="CPUs Ray reserves per cell (default 1)")
+    g.add_argument("--max-retries", type=int, default=3, help="times Ray re-runs a cell whose worker died")
+    g.add_argument("--retry-errors", action="store_true", help="re-run the cells the sweep file holds as errors")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("submit", help="validate a results file and add it to the leaderboards")

@@ -100,15 +100,28 @@ def make_context(width: int, height: int):
 
 
 def renderer_info() -> dict[str, str]:
-    """GL vendor/renderer/version strings of the current context."""
+    """GL vendor/renderer/version strings of the current context, or of a 1x1 context made for the query
+    when none is current (e.g. after an evaluation closed its renderers)."""
+    backend = os.environ.get("MUJOCO_GL", "")
     try:
         from OpenGL import GL
 
-        return {
-            "backend": os.environ.get("MUJOCO_GL", ""),
-            "vendor": GL.glGetString(GL.GL_VENDOR).decode(),
-            "renderer": GL.glGetString(GL.GL_RENDERER).decode(),
-            "version": GL.glGetString(GL.GL_VERSION).decode(),
-        }
+        def query() -> dict[str, str] | None:
+            raw = [GL.glGetString(name) for name in (GL.GL_VENDOR, GL.GL_RENDERER, GL.GL_VERSION)]
+            if any(x is None for x in raw):
+                return None
+            return {"backend": backend, **dict(zip(("vendor", "renderer", "version"), (x.decode() for x in raw)))}
+
+        info = query()
+        if info is None:
+            import mujoco
+
+            ctx = mujoco.GLContext(1, 1)
+            ctx.make_current()
+            try:
+                info = query()
+            finally:
+                ctx.free()
+        return info or {"backend": backend, "error": "no GL context could be made current"}
     except Exception as err:  # noqa: BLE001 - informational only
-        return {"backend": os.environ.get("MUJOCO_GL", ""), "error": str(err)}
+        return {"backend": backend, "error": str(err)}

@@ -25,6 +25,7 @@ from ..render.pool import RenderPool
 from ..render.tiled import TiledRenderer, View
 
 ACTION_TOLERANCE = 1e-6
+BACKENDS = ("cpu", "warp")
 
 
 @dataclass
@@ -90,6 +91,10 @@ class VRBVectorEnv(VectorEnv):
         render_workers: Render worker processes, e.g. one per core (default 0: render in
             this process). Workers are spawned, so a script using them needs the usual
             ``if __name__ == "__main__":`` guard.
+        backend: ``"cpu"`` (default: MuJoCo batch physics, OpenGL rendering) or ``"warp"``
+            (MuJoCo Warp physics and batch ray-traced rendering on a CUDA GPU, or on Warp's
+            CPU device when ``VRB_WARP_DEVICE=cpu`` or no GPU is present; needs
+            ``pip install 'visual_robo_bench[warp]'``). Same tasks, spaces and state layout.
         **overrides: Task config fields (``image_size``, ``cameras``,
             ``frame_stack``, ...). A non-default value makes results unofficial.
     """
@@ -111,8 +116,19 @@ class VRBVectorEnv(VectorEnv):
         render_mode: str | None = None,
         nthread: int | None = None,
         render_workers: int | None = None,
+        backend: str = "cpu",
         **overrides: Any,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        if backend == "warp" and render_workers is not None and int(render_workers) > 1:
+            raise NotImplementedError("render_workers (OpenGL render worker processes) is not supported by the "
+                                      "'warp' backend, which renders all envs in one batch on its device; "
+                                      "leave render_workers unset")
+        if backend == "warp" and nthread is not None:
+            raise NotImplementedError("nthread (MuJoCo CPU physics threads) is not supported by the 'warp' backend, "
+                                      "which steps all envs on its device; leave nthread unset")
+        self.backend = backend
         entry = get_task(task_id)
         self.task_id = entry.id
         self.cfg = _resolve_config(entry.config, overrides)
@@ -146,7 +162,12 @@ class VRBVectorEnv(VectorEnv):
         spec.option.timestep = self.cfg.timestep
         self.model = spec.compile()
         self.task.setup(self.model)
-        self.sim = BatchSim(self.model, self.num_envs, nthread)
+        if backend == "warp":
+            from ..core.warp_sim import WarpSim  # raises ImportError with the install hint
+
+            self.sim = WarpSim(self.model, self.num_envs)
+        else:
+            self.sim = BatchSim(self.model, self.num_envs, nthread)
         self.state = TaskState(self.num_envs, self.task.state_spec())
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._done = np.zeros(self.num_envs, dtype=bool)
@@ -406,7 +427,11 @@ class VRBVectorEnv(VectorEnv):
     def _ensure_renderer(self) -> TiledRenderer | RenderPool:
         if self._renderer is None:
             n = max(1, len(self.render_env_ids))
-            if self.render_workers > 1:
+            if self.backend == "warp":
+                from ..render.warp_render import WarpRenderer
+
+                self._renderer = WarpRenderer(self.model, self._views, n, self.cfg.render_profile)
+            elif self.render_workers > 1:
                 self._renderer = RenderPool(self.model, self._views, n, self.cfg.render_profile,
                                             workers=self.render_workers)
             else:
@@ -502,7 +527,12 @@ class VRBVectorEnv(VectorEnv):
             h, w = self.cfg.render_size
             view = View(self.cfg.render_camera or self.cfg.policy_cameras[0], h, w, depth=self.render_mode == "depth_array")
             n = max(1, len(self.render_env_ids)) if self.obs_mode == "visual" else self.num_envs
-            self._viewer = TiledRenderer(self.model, [view], n, self.cfg.render_profile)
+            if self.backend == "warp":
+                from ..render.warp_render import WarpRenderer
+
+                self._viewer = WarpRenderer(self.model, [view], n, self.cfg.render_profile)
+            else:
+                self._viewer = TiledRenderer(self.model, [view], n, self.cfg.render_profile)
         ids = self.render_env_ids if len(self.render_env_ids) else np.arange(self.num_envs)
         return self._viewer.render(self.sim.state[ids])[0]
 

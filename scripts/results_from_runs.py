@@ -3,7 +3,8 @@
 Usage: python scripts/results_from_runs.py --name sdpg --task VRB/Walker-v0 --out results/sdpg-walker.json \
            runs/sdpg-walker-cpu-s0 runs/sdpg-walker-cpu-s1 runs/sdpg-walker-cpu-s2
 
-The training budget recorded is the largest of the runs' (env steps, rendered frames, wall-clock) and the
+A run that holds ``eval_results.json`` (``scripts/bench_baselines.py`` writes one with the standard protocol)
+is not evaluated again. The training budget recorded is the largest of the runs' (env steps, rendered frames, wall-clock) and the
 learning curve is the mean over the runs of their logged returns.
 """
 
@@ -17,8 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from visual_robo_bench.evaluation import evaluate
-from visual_robo_bench.evaluation.results import hardware, make_results, write_json
+from visual_robo_bench.evaluation.results import aggregates, hardware, load, make_results, write_json
 from visual_robo_bench.render.gl import renderer_info
+
+
+def physics_envs(cfg: dict) -> int | None:
+    """Physics envs of a run's agent config (SDPG: B x (M + 1); distill: its student's rendered envs)."""
+    if "num_nominal" in cfg:
+        return int(cfg["num_nominal"]) * (int(cfg["num_perturbations"]) + 1)
+    return cfg.get("num_envs") or cfg.get("student_num_envs")
 
 
 def main() -> None:
@@ -29,7 +37,7 @@ def main() -> None:
     parser.add_argument("--description", default="")
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args()
-    evals, budgets, curves, configs = [], [], [], []
+    evals, budgets, curves, configs, reused = [], [], [], [], []
     for run in map(Path, args.runs):
         cfg = json.loads((run / "config.json").read_text())
         rows = list(csv.DictReader((run / "progress.csv").open()))
@@ -37,17 +45,29 @@ def main() -> None:
         budgets.append((int(float(last["env_steps"])), int(float(last["frames"])), float(last["wall_s"])))
         curves.append([(float(r["env_steps"]), float(r["wall_s"]), float(r["episode_return"])) for r in rows])
         configs.append(cfg["config"])
+        seed = int(cfg["config"]["seed"])
+        reuse = run / "eval_results.json"  # written by scripts/bench_baselines.py with the same protocol
+        if reuse.is_file():
+            entry = load(reuse)["runs"][0]
+            if entry["env_id"] != args.task or not entry["official"] or entry["training_seed"] != seed:
+                raise SystemExit(f"{reuse} is not an official evaluation of seed {seed} on {args.task}")
+            reused.append(entry)
+            print(f"{run}: seed {seed}: reusing {reuse}", flush=True)
+            continue
         res = evaluate(str(run / "policy.pt"), args.task)
-        print(f"{run}: seed {cfg['config']['seed']}: return {res.summary()['return']:.2f}", flush=True)
-        evals.append((res, int(cfg["config"]["seed"])))
+        print(f"{run}: seed {seed}: return {res.summary()['return']:.2f}", flush=True)
+        evals.append((res, seed))
     n = min(len(c) for c in curves)
     step = max(1, n // 50)
     curve = [{"env_steps": float(np.mean([c[i][0] for c in curves])), "wall_clock_s": float(np.mean([c[i][1] for c in curves])),
               "return": float(np.mean([c[i][2] for c in curves]))} for i in range(0, n, step)]
     budget = {"env_steps": max(b[0] for b in budgets), "rendered_frames": max(b[1] for b in budgets),
-              "wall_clock_s": max(b[2] for b in budgets), "hardware": hardware(), "num_envs": configs[0].get("num_nominal", 0) * (configs[0].get("num_perturbations", 0) + 1) or None}
+              "wall_clock_s": max(b[2] for b in budgets), "hardware": hardware(), "num_envs": physics_envs(configs[0])}
     doc = make_results(evals, agent_name=args.name, description=args.description, budget=budget,
                        agent_config=configs[0], render=renderer_info())
+    if reused:
+        doc["runs"] = sorted(doc["runs"] + reused, key=lambda r: r["training_seed"])
+        doc["aggregates"] = aggregates(doc)
     doc["learning_curves"] = {args.task: curve}
     write_json(doc, args.out)
     print(f"wrote {args.out}")

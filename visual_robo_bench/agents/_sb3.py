@@ -101,6 +101,43 @@ def _obs_space(space: Any) -> dict[str, dict[str, Any]]:
     return {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in space.spaces.items()}
 
 
+def run_state(model: Any, adapter: Any) -> dict[str, Any]:
+    """What SB3's model zip (and replay / ``VecNormalize`` pickles) leave out, for a bit-identical resume.
+
+    ``adapter`` is the :class:`~visual_robo_bench.adapters.sb3.SB3VecEnv` under ``model.env`` (which may be
+    a ``VecNormalize`` around it: its running discounted returns are not pickled by SB3, so they are here).
+    """
+    import random
+
+    copy = (lambda x: None if x is None else {k: v.copy() for k, v in x.items()} if isinstance(x, dict)
+            else np.array(x, copy=True))
+    st = {"env": adapter.state_dict(), "last_obs": copy(model._last_obs),
+          "last_episode_starts": copy(model._last_episode_starts),
+          "last_original_obs": copy(getattr(model, "_last_original_obs", None)),
+          "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+          "action_space_rng": model.action_space.np_random.bit_generator.state}
+    returns = getattr(model.env, "returns", None)  # VecNormalize
+    if returns is not None:
+        st["vecnormalize_returns"] = np.array(returns, copy=True)
+    return st
+
+
+def load_run_state(model: Any, adapter: Any, st: dict[str, Any]) -> None:
+    """Restore :func:`run_state` after the model was loaded (loading reseeds everything: this comes last)."""
+    import random
+
+    adapter.load_state_dict(st["env"])
+    model._last_obs, model._last_episode_starts = st["last_obs"], st["last_episode_starts"]
+    if st.get("last_original_obs") is not None:
+        model._last_original_obs = st["last_original_obs"]
+    if "vecnormalize_returns" in st:
+        model.env.returns = np.array(st["vecnormalize_returns"], copy=True)
+    model.action_space.np_random.bit_generator.state = st["action_space_rng"]
+    torch.set_rng_state(st["torch_rng"])
+    np.random.set_state(st["numpy_rng"])
+    random.setstate(st["python_rng"])
+
+
 class SB3Learner:
     """A stable-baselines3 model trained in epochs of ``cfg.steps_per_epoch`` env steps.
 
@@ -144,31 +181,10 @@ class SB3Learner:
 
     # ------------------------------------------------------------------ exact resume (see the module doc)
     def _run_state(self) -> dict[str, Any]:
-        """What SB3's model zip and replay pickle leave out, for a bit-identical resume."""
-        import random
-
-        m = self.model
-        copy = (lambda x: None if x is None else {k: v.copy() for k, v in x.items()} if isinstance(x, dict)
-                else np.array(x, copy=True))
-        return {"env": self.env.state_dict(), "last_obs": copy(m._last_obs),
-                "last_episode_starts": copy(m._last_episode_starts),
-                "last_original_obs": copy(getattr(m, "_last_original_obs", None)),
-                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                "action_space_rng": m.action_space.np_random.bit_generator.state}
+        return run_state(self.model, self.env)
 
     def _load_run_state(self, st: dict[str, Any]) -> None:
-        """Restore :meth:`_run_state` after the model was loaded (loading reseeds everything: this comes last)."""
-        import random
-
-        m = self.model
-        self.env.load_state_dict(st["env"])
-        m._last_obs, m._last_episode_starts = st["last_obs"], st["last_episode_starts"]
-        if st.get("last_original_obs") is not None:
-            m._last_original_obs = st["last_original_obs"]
-        m.action_space.np_random.bit_generator.state = st["action_space_rng"]
-        torch.set_rng_state(st["torch_rng"])
-        np.random.set_state(st["numpy_rng"])
-        random.setstate(st["python_rng"])
+        load_run_state(self.model, self.env, st)
 
     # ------------------------------------------------------------------ subclass hooks
     def build_model(self, env: Any) -> Any:  # pragma: no cover - abstract

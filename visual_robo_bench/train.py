@@ -111,6 +111,7 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
         try:
             ck = mod.load_file(ck_path)
             mod.check_checkpoint(ck, task)
+            del ck  # the learner reads its own copy (a checkpoint may hold gigabytes of replay buffer)
             learner = mod.LEARNER.from_checkpoint(ck_path, task=task, **overrides)
         except (ValueError, FileNotFoundError, KeyError) as err:
             raise TrainError(f"cannot resume from {ck_path}: {err}") from None

@@ -214,8 +214,12 @@ class IncompatibleCheckpoint(ValueError):
     """A checkpoint or policy file of another agent, task or format version."""
 
 
-def load_agent_file(path: str | os.PathLike, agent: str, label: str | None = None) -> dict[str, Any]:
+def load_agent_file(path: str | os.PathLike, agent: str, label: str | None = None,
+                    mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint or policy file of ``agent`` (``torch.save`` of a dict with an ``"agent"`` entry).
+
+    ``mmap=True`` maps the file's tensors instead of reading them (checkpoints holding a replay buffer:
+    gigabytes that need not be held twice).
 
     Raises:
         FileNotFoundError: No such file.
@@ -228,7 +232,7 @@ def load_agent_file(path: str | os.PathLike, agent: str, label: str | None = Non
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint or policy file: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a clear user error
         raise IncompatibleCheckpoint(f"{path} is not a readable {label} file: {type(err).__name__}: {err}") from None
     if not isinstance(data, dict) or data.get("agent") != agent:

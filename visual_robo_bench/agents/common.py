@@ -260,3 +260,30 @@ def episode_stats(episodes) -> dict[str, float]:
     r, n, s = zip(*episodes)
     return {"episode_return": float(np.mean(r)), "episode_length": float(np.mean(n)),
             "success_rate": float(np.mean(s))}
+
+
+def images_chw(pixels: Any, chw: tuple[int, int, int], what: str = "pixels", task: str = "") -> tuple[Any, bool]:
+    """A policy input's images as contiguous ``(n, C, H, W)`` uint8, and whether one image was given.
+
+    Accepts ``(n, C, H, W)``, ``(n, H, W, C)`` or one such image without the batch axis.
+
+    Raises:
+        ValueError: Any other shape, naming the expected ones (e.g. a policy trained at another image size).
+    """
+    import numpy as np
+
+    pixels = np.asarray(pixels)
+    given = pixels.shape
+    C, H, W = chw
+    single = pixels.ndim == 3
+    if single:
+        pixels = pixels[None]
+    if pixels.ndim == 4 and pixels.shape[1:] == (C, H, W):
+        out = pixels
+    elif pixels.ndim == 4 and pixels.shape[1:] == (H, W, C):
+        out = pixels.transpose(0, 3, 1, 2)
+    else:
+        raise ValueError(f"{what} must be (n, {C}, {H}, {W}) or (n, {H}, {W}, {C}) (or one such image)"
+                         f"{' for ' + task if task else ''} as trained (image size {H}x{W}), got {given}")
+    return np.ascontiguousarray(out, dtype=np.uint8), single
+

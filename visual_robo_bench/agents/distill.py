@@ -76,7 +76,7 @@ import torch.nn as nn
 
 from . import _sb3
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, load_agent_file)
+                     check_agent_file, episode_stats, images_chw, load_agent_file)
 from .sdpg import DrQv2Encoder, RunningMeanStd, mlp
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
@@ -717,24 +717,9 @@ class DistillPolicy:
         self.meta = {k: data.get(k) for k in ("epoch", "env_steps", "student_updates", "episode_return")}
         self.name = f"{AGENT_NAME}:{self.task}"
 
-    def _pixels(self, pixels: Any) -> tuple[np.ndarray, bool]:
-        pixels = np.asarray(pixels)
-        C, H, W = self.pixel_shape
-        single = pixels.ndim == 3
-        if single:
-            pixels = pixels[None]
-        if pixels.shape[1:] == (C, H, W):
-            out = pixels
-        elif pixels.shape[1:] == (H, W, C):
-            out = pixels.transpose(0, 3, 1, 2)
-        else:
-            raise ValueError(f"pixels must be (n, {C}, {H}, {W}) or (n, {H}, {W}, {C}) for {self.task}, "
-                             f"got {pixels.shape}")
-        return np.ascontiguousarray(out, dtype=np.uint8), single
-
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        pixels, single = self._pixels(obs["pixels"])
+        pixels, single = images_chw(obs["pixels"], self.pixel_shape, "pixels", self.task)
         proprio = np.asarray(obs["proprio"], np.float32)
         proprio = proprio[None] if single and proprio.ndim == 1 else proprio
         if proprio.shape != (len(pixels), self.proprio_dim):

@@ -75,7 +75,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, load_agent_file)
+                     check_agent_file, episode_stats, images_chw, load_agent_file)
 from .sdpg import DrQv2Encoder, RunningMeanStd
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
@@ -811,20 +811,7 @@ class DrQv2Policy:
 
     def _camera(self, key: str, pixels: Any) -> tuple[np.ndarray, bool]:
         """One camera's images as ``(n, C, H, W)`` uint8, and whether the input was a single observation."""
-        pixels = np.asarray(pixels)
-        given = pixels.shape
-        C, H, W = self.obs_space[key]["shape"]
-        single = pixels.ndim == 3
-        if single:
-            pixels = pixels[None]
-        if pixels.ndim == 4 and pixels.shape[1:] == (C, H, W):
-            out = pixels
-        elif pixels.ndim == 4 and pixels.shape[1:] == (H, W, C):
-            out = pixels.transpose(0, 3, 1, 2)
-        else:
-            raise ValueError(f"{key} must be (n, {C}, {H}, {W}) or (n, {H}, {W}, {C}) (or one such image) for "
-                             f"{self.task} as trained (image_size {H}x{W}), got {given}")
-        return np.ascontiguousarray(out, dtype=np.uint8), single
+        return images_chw(pixels, tuple(self.obs_space[key]["shape"]), key, self.task)
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:

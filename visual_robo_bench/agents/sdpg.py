@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, load_agent_file)
+                     check_agent_file, episode_stats, images_chw, load_agent_file)
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
 FORMAT_VERSION = 1
@@ -772,24 +772,9 @@ class SDPGPolicy:
             self.rms.load_state_dict(data["rms"]["proprio"])
         self.meta = {k: data.get(k) for k in ("epoch", "env_steps", "episode_return")}
 
-    def _pixels(self, pixels: np.ndarray) -> np.ndarray:
-        pixels = np.asarray(pixels)
-        C, H, W = self.pixel_shape
-        single = pixels.ndim == 3
-        if single:
-            pixels = pixels[None]
-        if pixels.shape[1:] == (C, H, W):
-            out = pixels
-        elif pixels.shape[1:] == (H, W, C):
-            out = pixels.transpose(0, 3, 1, 2)
-        else:
-            raise ValueError(f"pixels must be (n, {C}, {H}, {W}) or (n, {H}, {W}, {C}) for {self.task}, "
-                             f"got {pixels.shape}")
-        return np.ascontiguousarray(out, dtype=np.uint8), single
-
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        pixels, single = self._pixels(obs["pixels"])
+        pixels, single = images_chw(obs["pixels"], self.pixel_shape, "pixels", self.task)
         proprio = None
         if self.rms is not None:
             proprio = torch.as_tensor(self.rms.normalize(np.atleast_2d(obs["proprio"])))

@@ -242,3 +242,36 @@ def test_torch_output_stays_on_the_gpu():
         assert env.sim.device.is_cuda
     finally:
         env.close()
+
+
+@needs_worlds
+def test_torch_pixels_equal_the_host_pixels():
+    """torch_pixels=True keeps the frame stacks on the Warp device: the same values as the host path, as tensors."""
+    import torch
+
+    kw = dict(num_envs=3, max_episode_steps=3, backend="warp", **SMALL)
+    host = VRBVectorEnv(WALKER, **kw)
+    dev = VRBVectorEnv(WALKER, torch_pixels=True, pixel_layout="CHW", **kw)
+    try:
+        oh, _ = host.reset(seed=0)
+        od, _ = dev.reset(seed=0)
+        assert isinstance(od["pixels"], torch.Tensor) and isinstance(od["proprio"], np.ndarray)
+        rng = np.random.default_rng(0)
+        for _ in range(5):  # through a NEXT_STEP autoreset (episodes of 3 steps)
+            a = rng.uniform(-1, 1, host.action_space.shape).astype(np.float32)
+            oh, *_ = host.step(a)
+            od, *_ = dev.step(a)
+            assert od["pixels"].dtype == torch.uint8 and tuple(od["pixels"].shape) == dev.observation_space["pixels"].shape
+            np.testing.assert_array_equal(od["pixels"].cpu().numpy(), oh["pixels"].transpose(0, 3, 1, 2))
+        stacks = dev.get_frame_stacks()
+        dev.set_frame_stacks([s.zero_() for s in dev.get_frame_stacks()])
+        dev.set_frame_stacks(stacks)
+        assert torch.equal(dev.get_frame_stacks()[0], stacks[0])
+    finally:
+        host.close()
+        dev.close()
+
+
+def test_torch_pixels_need_the_warp_backend():
+    with pytest.raises(ValueError, match="torch_pixels=True needs backend='warp'"):
+        VRBVectorEnv(WALKER, num_envs=1, torch_pixels=True)

@@ -95,6 +95,9 @@ class VRBVectorEnv(VectorEnv):
             (MuJoCo Warp physics and batch ray-traced rendering on a CUDA GPU, or on Warp's
             CPU device when ``VRB_WARP_DEVICE=cpu`` or no GPU is present; needs
             ``pip install 'visual_robo_bench[warp]'``). Same tasks, spaces and state layout.
+        torch_pixels: With ``backend="warp"``: frame stacks live on the Warp device and the
+            pixel observations come back as torch ``uint8`` tensors there (same shapes as the
+            space's), so images never round-trip through host memory; vectors stay numpy.
         **overrides: Task config fields (``image_size``, ``cameras``,
             ``frame_stack``, ...). A non-default value makes results unofficial.
     """
@@ -117,6 +120,7 @@ class VRBVectorEnv(VectorEnv):
         nthread: int | None = None,
         render_workers: int | None = None,
         backend: str = "cpu",
+        torch_pixels: bool = False,
         **overrides: Any,
     ) -> None:
         if backend not in BACKENDS:
@@ -128,7 +132,10 @@ class VRBVectorEnv(VectorEnv):
         if backend == "warp" and nthread is not None:
             raise NotImplementedError("nthread (MuJoCo CPU physics threads) is not supported by the 'warp' backend, "
                                       "which steps all envs on its device; leave nthread unset")
-        self.backend = backend
+        if torch_pixels and backend != "warp":
+            raise ValueError("torch_pixels=True needs backend='warp' (the CPU backend renders into host memory; "
+                             "use torch.from_numpy on its observations instead)")
+        self.backend, self.torch_pixels = backend, bool(torch_pixels)
         entry = get_task(task_id)
         self.task_id = entry.id
         self.cfg = _resolve_config(entry.config, overrides)
@@ -192,6 +199,13 @@ class VRBVectorEnv(VectorEnv):
         # frame stacks kept in the observation layout (R, H, W, K*C), oldest frame first along channels
         self._frames = [np.zeros((len(ids), v.height, v.width, K * (1 if v.depth else 3)), np.uint8)
                         for v in self._views]
+        if self.torch_pixels:
+            import torch
+
+            from ..core.warp_sim import default_device
+
+            self._torch_device = torch.device(default_device())
+            self._frames = [torch.zeros(f.shape, dtype=torch.uint8, device=self._torch_device) for f in self._frames]
 
         self._build_spaces()
         # every vector the task computes (observation keys or info), for all envs
@@ -324,7 +338,7 @@ class VRBVectorEnv(VectorEnv):
         Not part of :class:`VRBState` (branches never need images); an agent that
         checkpoints its rollout exactly saves them next to the state.
         """
-        return [f.copy() for f in self._frames]
+        return [f.clone() if self.torch_pixels else f.copy() for f in self._frames]
 
     def set_frame_stacks(self, stacks: list[np.ndarray]) -> None:
         """Restore frame stacks from :meth:`get_frame_stacks` (after ``set_state``, which refills them)."""
@@ -332,7 +346,12 @@ class VRBVectorEnv(VectorEnv):
             raise ValueError(f"frame stacks of shapes {[a.shape for a in stacks]} do not match the env's "
                              f"{[b.shape for b in self._frames]}")
         for dst, src in zip(self._frames, stacks):
-            dst[...] = src
+            if self.torch_pixels:
+                import torch
+
+                dst.copy_(torch.as_tensor(src))
+            else:
+                dst[...] = src
 
     def observe(self, env_ids: Any = None) -> dict[str, np.ndarray]:
         """Vector observations of ``env_ids`` recomputed from the current state (no step)."""
@@ -430,7 +449,8 @@ class VRBVectorEnv(VectorEnv):
             if self.backend == "warp":
                 from ..render.warp_render import WarpRenderer
 
-                self._renderer = WarpRenderer(self.model, self._views, n, self.cfg.render_profile)
+                self._renderer = WarpRenderer(self.model, self._views, n, self.cfg.render_profile,
+                                              output="torch" if self.torch_pixels else "numpy")
             elif self.render_workers > 1:
                 self._renderer = RenderPool(self.model, self._views, n, self.cfg.render_profile,
                                             workers=self.render_workers)
@@ -466,6 +486,9 @@ class VRBVectorEnv(VectorEnv):
         if len(slot_ids) == len(self.render_env_ids) and (np.diff(slot_ids) == 1).all():
             slots = slice(int(slot_ids[0]), int(slot_ids[-1]) + 1)  # all rendered envs in order: no fancy indexing
         images = self._ensure_renderer().render(self.sim.state[rids])
+        if self.torch_pixels:
+            self._update_stacks_torch(images, slot_ids, fill)
+            return
         for i, (v, img) in enumerate(zip(self._views, images)):
             if v.depth:
                 far = self.cfg.camera(v.camera).depth_far
@@ -488,9 +511,29 @@ class VRBVectorEnv(VectorEnv):
             if fill.any():  # new episodes among them: their stacks (shifted above) are refilled whole
                 stack[slot_ids[fill]] = np.tile(img[fill], (1, 1, 1, self.cfg.frame_stack))
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        obs: dict[str, np.ndarray] = {}
+    def _update_stacks_torch(self, images: list[Any], slot_ids: np.ndarray, fill: np.ndarray) -> None:
+        """:meth:`_refresh`'s frame-stack update on the device (``torch_pixels``): same layout and order."""
+        import torch
+
+        slots = torch.as_tensor(slot_ids, device=self._torch_device)
+        fill_t = torch.as_tensor(fill, device=self._torch_device)
+        K = self.cfg.frame_stack
+        for i, (v, img) in enumerate(zip(self._views, images)):
+            if v.depth:
+                far = self.cfg.camera(v.camera).depth_far
+                img = torch.round(torch.clamp(img / far, 0.0, 1.0) * 255.0).to(torch.uint8)[..., None]
+            stack, c = self._frames[i], img.shape[-1]
+            shifted = torch.cat([stack[slots][..., c:], img], dim=-1)  # drop the oldest frame, append the new one
+            filled = img.repeat(1, 1, 1, K)  # a new episode: K copies of its first frame
+            stack[slots] = torch.where(fill_t[:, None, None, None], filled, shifted)
+
+    def _observation(self) -> dict[str, Any]:
+        obs: dict[str, Any] = {}
         for i, stack in enumerate(self._frames):
+            if self.torch_pixels:
+                obs[self.image_key(i)] = (stack.permute(0, 3, 1, 2).contiguous() if self.pixel_layout == "CHW"
+                                          else stack.clone())
+                continue
             obs[self.image_key(i)] = (np.ascontiguousarray(stack.transpose(0, 3, 1, 2)) if self.pixel_layout == "CHW"
                                       else stack.copy())
         for k, v in self._vec.items():

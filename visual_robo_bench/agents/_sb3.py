@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -39,22 +38,9 @@ import numpy as np
 import torch
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, load_agent_file)
+                     atomic_write_bytes, check_agent_file, env_kwargs, episode_stats, load_agent_file)
 
 FORMAT_VERSION = 2  # 2: checkpoints hold the run state for an exact resume
-
-
-
-def env_kwargs(cfg: Any) -> dict[str, Any]:
-    """Env keywords of a config (``None`` fields: the task's defaults)."""
-    kwargs: dict[str, Any] = {}
-    if cfg.image_size is not None:
-        kwargs["image_size"] = tuple(cfg.image_size)
-    if cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = cfg.max_episode_steps
-    if cfg.nthread is not None:
-        kwargs["nthread"] = cfg.nthread
-    return kwargs
 
 
 def make_config(config_cls: type, task: str, overrides: dict[str, Any] | None) -> Any:
@@ -75,20 +61,6 @@ def load_file(path: str | Path, agent: str) -> dict[str, Any]:
 
 def check_checkpoint(data: dict[str, Any], task: str | None, agent: str) -> None:
     check_agent_file(data, task, FORMAT_VERSION, agent)
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _model_bytes(model: Any) -> bytes:
@@ -136,6 +108,22 @@ def load_run_state(model: Any, adapter: Any, st: dict[str, Any]) -> None:
     torch.set_rng_state(st["torch_rng"])
     np.random.set_state(st["numpy_rng"])
     random.setstate(st["python_rng"])
+
+
+def episode_callback(record: Any) -> Any:
+    """An SB3 callback that calls ``record((return, length, success))`` for every episode that ends
+    (from the ``episode`` and ``is_success`` entries the VRB adapter writes into ``infos``)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Episodes(BaseCallback):
+        def _on_step(self) -> bool:
+            for info in self.locals.get("infos", ()):
+                ep = info.get("episode")
+                if ep is not None:  # raw (unnormalised) return
+                    record((float(ep["r"]), int(ep["l"]), bool(info.get("is_success", False))))
+            return True
+
+    return _Episodes()
 
 
 class SB3Learner:
@@ -199,20 +187,11 @@ class SB3Learner:
 
     # ------------------------------------------------------------------ training
     def _make_callback(self) -> Any:
-        from stable_baselines3.common.callbacks import BaseCallback
+        def record(episode: tuple[float, int, bool]) -> None:
+            self.episodes.append(episode)
+            self.total_episodes += 1
 
-        learner = self
-
-        class _Episodes(BaseCallback):
-            def _on_step(self) -> bool:
-                for info in self.locals.get("infos", ()):
-                    ep = info.get("episode")
-                    if ep is not None:
-                        learner.episodes.append((float(ep["r"]), int(ep["l"]), bool(info.get("is_success", False))))
-                        learner.total_episodes += 1
-                return True
-
-        return _Episodes()
+        return episode_callback(record)
 
     @property
     def env_steps(self) -> int:
@@ -248,7 +227,7 @@ class SB3Learner:
         path.parent.mkdir(parents=True, exist_ok=True)
         tag = f"{path.stem}-e{self.epoch:06d}"
         model_name, replay_name = f"{tag}.{self.AGENT}.zip", None
-        _atomic_write_bytes(path.parent / model_name, _model_bytes(self.model))
+        atomic_write_bytes(path.parent / model_name, _model_bytes(self.model))
         if self.OFF_POLICY and self.cfg.save_replay_buffer:
             replay_name = f"{tag}.{self.AGENT}.replay.pkl"
             tmp = path.parent / f".{replay_name}.tmp"
@@ -289,7 +268,7 @@ class SB3Learner:
         """``policy.pt`` (VRB policy file embedding the SB3 zip) and ``model.zip`` next to it."""
         path = Path(path)
         blob = _model_bytes(self.model)
-        _atomic_write_bytes(path.parent / "model.zip", blob)
+        atomic_write_bytes(path.parent / "model.zip", blob)
         atomic_torch_save({
             "format_version": FORMAT_VERSION, "agent": self.AGENT, "kind": "policy", "task": self.cfg.task,
             "config": self.cfg.to_dict(), "algo": self.ALGO, "model_zip": blob,

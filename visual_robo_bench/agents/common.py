@@ -94,6 +94,19 @@ def parse_set_args(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def env_kwargs(cfg: Any) -> dict[str, Any]:
+    """Env keywords of an agent config's ``image_size``, ``max_episode_steps`` and ``nthread`` (``None``: the
+    task's defaults)."""
+    kwargs: dict[str, Any] = {}
+    if cfg.image_size is not None:
+        kwargs["image_size"] = tuple(cfg.image_size)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if cfg.nthread is not None:
+        kwargs["nthread"] = cfg.nthread
+    return kwargs
+
+
 # ------------------------------------------------------------------------- files
 
 
@@ -116,14 +129,26 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a synced temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    atomic_write_bytes(path, text.encode())
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -76,7 +76,7 @@ import torch.nn as nn
 
 from . import _sb3
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, images_chw, load_agent_file)
+                     atomic_write_bytes, check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file)
 from .sdpg import DrQv2Encoder, RunningMeanStd, mlp
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
@@ -294,14 +294,14 @@ def make_student_env(cfg: DistillConfig) -> Any:
     from ..envs.vector_env import VRBVectorEnv
 
     return VRBVectorEnv(cfg.task, num_envs=cfg.student_num_envs, autoreset_mode="DISABLED", privileged=True,
-                        pixel_layout="CHW", **_sb3.env_kwargs(cfg))
+                        pixel_layout="CHW", **env_kwargs(cfg))
 
 
 def make_teacher_env(cfg: DistillConfig) -> Any:
     """The phase-1 env: SB3 VecEnv over state-only envs (``privileged`` [+ ``height_scan``]; no pixels)."""
     from ..adapters.sb3 import make_sb3_env
 
-    kwargs = _sb3.env_kwargs(cfg)
+    kwargs = env_kwargs(cfg)
     kwargs.pop("image_size", None)  # nothing is rendered
     return make_sb3_env(cfg.task, cfg.teacher_num_envs, obs_mode="state", **kwargs)
 
@@ -369,22 +369,12 @@ class Distill:
             seed=cfg.seed, device="cpu", verbose=0)
 
     def _make_callback(self) -> Any:
-        from stable_baselines3.common.callbacks import BaseCallback
+        def record(episode: tuple[float, int, bool]) -> None:
+            self.episodes.append(episode)
+            self.teacher_episodes.append(episode)
+            self.total_episodes += 1
 
-        learner = self
-
-        class _Episodes(BaseCallback):
-            def _on_step(self) -> bool:
-                for info in self.locals.get("infos", ()):
-                    ep = info.get("episode")
-                    if ep is not None:  # raw (unnormalised) return, written by the SB3 adapter
-                        item = (float(ep["r"]), int(ep["l"]), bool(info.get("is_success", False)))
-                        learner.episodes.append(item)
-                        learner.teacher_episodes.append(item)
-                        learner.total_episodes += 1
-                return True
-
-        return _Episodes()
+        return _sb3.episode_callback(record)
 
     def teacher_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The teacher's deterministic action (PPO mean, clipped) on privileged state; the DAgger label."""
@@ -547,10 +537,10 @@ class Distill:
     def _write_teacher(self, zip_path: Path, vecnorm_path: Path | None) -> None:
         buf = io.BytesIO()
         self.teacher.save(buf)
-        _sb3._atomic_write_bytes(zip_path, buf.getvalue())
+        atomic_write_bytes(zip_path, buf.getvalue())
         if vecnorm_path is not None:  # the bytes VecNormalize.save writes
             blob = self.vecnorm_frozen if self.vecnorm_frozen is not None else pickle.dumps(self.vecnorm)
-            _sb3._atomic_write_bytes(vecnorm_path, blob)
+            atomic_write_bytes(vecnorm_path, blob)
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Sibling files (teacher zip, VecNormalize pickle, dataset) under epoch-stamped names, then ``path``."""

@@ -75,7 +75,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, images_chw, load_agent_file)
+                     check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file)
 from .sdpg import DrQv2Encoder, RunningMeanStd
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
@@ -482,13 +482,7 @@ def make_env(cfg: DrQv2Config) -> Any:
     """One native batched env, every env rendered, channel-first pixels, no autoreset."""
     from ..envs.vector_env import VRBVectorEnv
 
-    kwargs: dict[str, Any] = {}
-    if cfg.image_size is not None:
-        kwargs["image_size"] = tuple(cfg.image_size)
-    if cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = cfg.max_episode_steps
-    if cfg.nthread is not None:
-        kwargs["nthread"] = cfg.nthread
+    kwargs = env_kwargs(cfg)
     return VRBVectorEnv(cfg.task, num_envs=cfg.num_envs, autoreset_mode="DISABLED", pixel_layout="CHW", **kwargs)
 
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, episode_stats, images_chw, load_agent_file)
+                     check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file)
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
 FORMAT_VERSION = 1
@@ -363,13 +363,7 @@ def critic_lr(epoch: int, cfg: SDPGConfig) -> float:
 # =============================================================================================
 def make_env(cfg: SDPGConfig) -> Any:
     """One vector env: B rendered nominal envs (ids 0..B-1), then B*M physics-only branches."""
-    kwargs: dict[str, Any] = {}
-    if cfg.image_size is not None:
-        kwargs["image_size"] = tuple(cfg.image_size)
-    if cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = cfg.max_episode_steps
-    if cfg.nthread is not None:
-        kwargs["nthread"] = cfg.nthread
+    kwargs = env_kwargs(cfg)
     return gym.make_vec(cfg.task, num_envs=cfg.num_envs, autoreset_mode="DISABLED",
                         render_env_ids=list(range(cfg.num_nominal)), privileged=True, pixel_layout="CHW", **kwargs)
 

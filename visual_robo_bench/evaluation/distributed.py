@@ -74,7 +74,6 @@ import json
 import math
 import os
 import socket
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -86,6 +85,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from ..fileio import atomic_open
 from .harness import DEFAULT_EPISODES, PUBLIC_SEED_BASE
 
 SWEEP_VERSION = "1"
@@ -832,17 +832,8 @@ def _registered(task: str) -> str:
 def save_rollouts(data: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     """Write rollout arrays to ``path`` (``.npz``, compressed) through a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        np.savez_compressed(f, **data)
     return path
 
 

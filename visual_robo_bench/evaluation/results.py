@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import numpy as np
 
+from ..fileio import atomic_open
 from ..registry import get_task
 from .harness import EvalResult
 
@@ -286,18 +286,9 @@ def check_aggregates(doc: dict[str, Any], tolerance: float = 1e-6) -> None:
 def write_json(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``doc`` to ``path`` atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True, default=float)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True, default=float)
+        f.write("\n")
     return path
 
 

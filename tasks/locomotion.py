@@ -137,6 +137,9 @@ class PlanarTask(LocomotionTask):
         self.v_x, self.v_z, self.v_pitch = dadr("rootx"), dadr("rootz"), dadr("rooty")
         self.q_legs = np.array([adr(n) for n in self.joint_names])
         self.v_legs = np.array([dadr(n) for n in self.joint_names])
+        # Walker's privileged layout as two gathers (one per state array)
+        self.q_planar = np.r_[self.i_pitch, self.i_z, self.q_legs]
+        self.v_planar = np.r_[self.v_x, self.v_pitch, self.v_z, self.v_legs]
 
     def initialize_episode(self, sim, state, env_ids, rngs):
         noise = np.stack([r.uniform(-self.cfg.reset_noise, self.cfg.reset_noise, self.model.nq) for r in rngs])
@@ -151,8 +154,7 @@ class PlanarTask(LocomotionTask):
     def planar_vector(self, sim, env_ids):
         """[pitch, h, legs q, v_x, w_pitch, v_z, legs qd] (Walker's privileged layout)."""
         q, v = sim.qpos[env_ids], sim.qvel[env_ids]
-        return np.concatenate([q[:, [self.i_pitch, self.i_z]], q[:, self.q_legs],
-                               v[:, [self.v_x, self.v_pitch, self.v_z]], v[:, self.v_legs]], axis=1)
+        return np.concatenate([q[:, self.q_planar], v[:, self.v_planar]], axis=1)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,21 @@ def test_state_roundtrip_is_noop(task_id):
     env.close()
 
 
+def test_sim_reset_equals_mujoco_reset(task_id):
+    """BatchSim.reset copies a pristine row; it must equal MuJoCo's own reset after the envs moved."""
+    import mujoco
+
+    env = make_vec(task_id, num_envs=3, obs_mode="state")
+    env.reset(seed=1)
+    rollout(env, random_actions(env, 4, scale=0.5))
+    sim = env.unwrapped.sim
+    sim._batch.reset(np.array([1]), stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+    sim.reset(np.array([2]))
+    assert np.array_equal(sim.state[1], sim.state[2])
+    assert not np.array_equal(sim.state[0], sim.state[2])
+    env.close()
+
+
 def test_clone_one_env_into_many_is_bit_identical(task_id):
     k = 4
     env = make_vec(task_id, num_envs=k, autoreset_mode=AutoresetMode.DISABLED, render_env_ids=[0])

@@ -55,6 +55,9 @@ class BatchSim:
         self.nthread = min(nthread or default_nthread(), self.num_envs)
         self._batch = mujoco.batch.Batch(model, nsim=self.num_envs, nthread=self.nthread, persistent=True)
         self.state = self._batch.state
+        # A fresh batch holds every simulation in its reset state (mj_resetData): a reset is a row copy of it.
+        self._reset_state = self.state[0].copy()
+        self._all = np.arange(self.num_envs)
         self._fields: dict[str, np.ndarray] = {}
         self._warnings_seen = np.zeros(self.num_envs, dtype=np.int64)
         self._scratch: mujoco.MjData | None = None
@@ -66,6 +69,8 @@ class BatchSim:
         if arr is None:
             arr = self._batch.bind(name)
             self._fields[name] = arr
+            if name in mujoco.batch.DATA_FIELDS:
+                setattr(self, name, arr)  # later ``sim.qpos`` is a plain attribute lookup
         return arr
 
     def __getattr__(self, name: str) -> np.ndarray:
@@ -99,16 +104,18 @@ class BatchSim:
             MuJoCo raised, a warning counter rose (MuJoCo resets a diverging
             simulation and warns) or the state is not finite.
         """
-        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
+        # all envs: slices instead of fancy indexing (no copies on the hot path)
+        ids = self._all if env_ids is None else np.asarray(env_ids)
+        rows: slice | np.ndarray = slice(None) if env_ids is None else ids
         bad = np.zeros(len(ids), dtype=bool)
         try:
             self._batch.step(None if env_ids is None else ids, nstep=nstep, stage=_STAGE_VEL)
         except mujoco.batch.SimulationError as err:
             bad |= np.isin(ids, err.ids)
-        warn = self._batch.warning[ids, :, 1].sum(axis=1).astype(np.int64)
-        bad |= warn > self._warnings_seen[ids]
-        self._warnings_seen[ids] = warn
-        bad |= ~np.isfinite(self.state[ids]).all(axis=1)
+        warn = self._batch.warning[rows, :, 1].sum(axis=1)
+        bad |= warn > self._warnings_seen[rows]
+        self._warnings_seen[rows] = warn
+        bad |= ~np.isfinite(self.state[rows]).all(axis=1)
         return bad
 
     def forward(self, env_ids: np.ndarray) -> None:
@@ -119,10 +126,14 @@ class BatchSim:
             self._warnings_seen[ids] = self._batch.warning[ids, :, 1].sum(axis=1)
 
     def reset(self, env_ids: np.ndarray) -> None:
-        """Reset ``env_ids`` to the model defaults (``qpos0``), without forward."""
+        """Reset ``env_ids`` to the model defaults (``qpos0``), without forward.
+
+        The integration state is the whole of what ``mj_resetData`` restores that a step reads, so
+        the reset is a copy of a pristine row (cheaper than a ``Batch.reset`` call per episode).
+        """
         ids = np.asarray(env_ids)
         if len(ids):
-            self._batch.reset(ids, stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+            self.state[ids] = self._reset_state
 
     # ------------------------------------------------------------------ state
     def get_state(self, env_ids: Sequence[int]) -> np.ndarray:

@@ -101,6 +101,8 @@ class Task:
     def setup(self, model: mujoco.MjModel) -> None:
         """Cache ids and constants of the compiled model (called once)."""
         self.model = model
+        lo, hi = model.actuator_ctrlrange.T
+        self._ctrl_mid, self._ctrl_half = (lo + hi) / 2, (hi - lo) / 2
 
     @property
     def action_dim(self) -> int:
@@ -131,9 +133,7 @@ class Task:
 
         The default maps [-1, 1] onto each actuator's ``ctrlrange``.
         """
-        assert self.model is not None
-        lo, hi = self.model.actuator_ctrlrange.T
-        sim.ctrl[env_ids] = (lo + hi) / 2 + action * (hi - lo) / 2
+        sim.ctrl[env_ids] = self._ctrl_mid + action * self._ctrl_half
 
     def observe(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> dict[str, np.ndarray]:
         """Vector observations ``proprio``, ``privileged`` (and ``height_scan``).

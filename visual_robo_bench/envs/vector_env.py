@@ -177,6 +177,7 @@ class VRBVectorEnv(VectorEnv):
             self.sim = BatchSim(self.model, self.num_envs, nthread)
         self.state = TaskState(self.num_envs, self.task.state_spec())
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+        self._all_ids = np.arange(self.num_envs)
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._started = np.zeros(self.num_envs, dtype=bool)
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
@@ -356,7 +357,7 @@ class VRBVectorEnv(VectorEnv):
     def observe(self, env_ids: Any = None) -> dict[str, np.ndarray]:
         """Vector observations of ``env_ids`` recomputed from the current state (no step)."""
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
-        return self._task_obs(ids)
+        return {k: v.copy() for k, v in self._task_obs(ids).items()}  # never a view of task state
 
     def _task_obs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         obs = self.task.observe(self.sim, self.state, ids)
@@ -365,7 +366,7 @@ class VRBVectorEnv(VectorEnv):
             if d and (k not in obs or obs[k].shape != (len(ids), d)):
                 raise RuntimeError(f"{type(self.task).__name__}.observe returned {k!r} of shape "
                                    f"{None if k not in obs else obs[k].shape}, declared ({len(ids)}, {d})")
-        return {k: v.astype(np.float32) for k, v in obs.items()}
+        return {k: v.astype(np.float32, copy=False) for k, v in obs.items()}
 
     # ------------------------------------------------------------ step
     def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -375,10 +376,14 @@ class VRBVectorEnv(VectorEnv):
             raise ValueError(f"actions must be float32 or float64 of shape {expected}, got dtype {a.dtype}")
         if a.shape != expected:
             raise ValueError(f"actions must have shape {expected} (num_envs, action_dim), got {a.shape}")
-        if not np.isfinite(a).all():
+        a = a.astype(np.float32)  # a copy: the caller's array is never aliased by the task state
+        peak = np.abs(a).max(initial=0.0)  # NaN or inf make it non-finite: one pass checks both
+        if not np.isfinite(peak):
             bad = sorted(set(np.argwhere(~np.isfinite(a))[:, 0].tolist()))
             raise ValueError(f"actions contain NaN or inf (envs {bad}); actions must be finite values in [-1, 1]")
-        a = a.astype(np.float32)
+        clipped = np.zeros(self.num_envs) if self.action_bounds == "clip" else None
+        if peak <= 1.0:
+            return a, clipped
         outside = np.abs(a) > 1.0 + ACTION_TOLERANCE
         if outside.any():
             if self.action_bounds == "raise":
@@ -386,8 +391,8 @@ class VRBVectorEnv(VectorEnv):
                     f"actions must lie in [-1, 1]; got values in [{a.min():.4g}, {a.max():.4g}] "
                     f"(envs {sorted(set(np.argwhere(outside)[:, 0].tolist()))}). Pass action_bounds='clip' to clip."
                 )
-        clipped = outside.mean(axis=1) if self.action_bounds == "clip" else None
-        return np.clip(a, -1.0, 1.0), clipped
+            clipped = outside.mean(axis=1)
+        return np.clip(a, -1.0, 1.0, out=a), clipped
 
     def step(self, actions: Any):
         """Step every env; see the class docstring for the autoreset modes."""
@@ -409,33 +414,41 @@ class VRBVectorEnv(VectorEnv):
         truncated = np.zeros(N, dtype=bool)
         terms = evaluation = bad = None
         if len(active):
-            aa = a[active]
+            everyone = len(active) == N  # the common case: no scatter into full-size arrays needed
+            aa = a if everyone else a[active]
             self.task.apply_action(self.sim, self.state, aa, active)
-            bad_active = self.sim.step(None if len(active) == N else active, self.cfg.substeps)
+            bad_active = self.sim.step(None if everyone else active, self.cfg.substeps)
             self._elapsed[active] += 1
-            terms_a = self.task.reward_terms(self.sim, self.state, aa, active)
+            terms_a = {k: v if np.shape(v) == (len(active),) else np.broadcast_to(v, (len(active),))
+                       for k, v in self.task.reward_terms(self.sim, self.state, aa, active).items()}
             ev = self.task.evaluate(self.sim, self.state, active)
-            for name in terms_a:
-                terms_a[name] = np.where(bad_active, 0.0, terms_a[name])
+            if bad_active.any():
+                terms_a = {k: np.where(bad_active, 0.0, v) for k, v in terms_a.items()}
             r = sum(terms_a.values()) if terms_a else np.zeros(len(active))
-            rewards[active] = r
             term_a = ev.failure | bad_active
-            terminated[active] = term_a
-            truncated[active] = (self._elapsed[active] >= self.max_episode_steps) & ~term_a
+            trunc_a = (self._elapsed[active] >= self.max_episode_steps) & ~term_a
+            success_a = ev.success & ~bad_active
             self.task.after_step(self.sim, self.state, aa, active)
-            terms = {k: np.zeros(N) for k in terms_a}
-            for k, v in terms_a.items():
-                terms[k][active] = v
-            evaluation = {"success": np.zeros(N, bool), "metrics": {k: np.zeros(N) for k in ev.metrics}}
-            evaluation["success"][active] = ev.success & ~bad_active
-            for k, v in ev.metrics.items():
-                evaluation["metrics"][k][active] = v
-            bad = np.zeros(N, bool)
-            bad[active] = bad_active
+            if everyone:
+                rewards, terminated, truncated, bad = np.array(r, dtype=np.float64), term_a, trunc_a, bad_active
+                terms = {k: np.array(v, dtype=np.float64) for k, v in terms_a.items()}
+                evaluation = {"success": success_a,
+                              "metrics": {k: np.asarray(v, dtype=np.float64) for k, v in ev.metrics.items()}}
+            else:
+                rewards[active], terminated[active], truncated[active] = r, term_a, trunc_a
+                terms = {k: np.zeros(N) for k in terms_a}
+                for k, v in terms_a.items():
+                    terms[k][active] = v
+                evaluation = {"success": np.zeros(N, bool), "metrics": {k: np.zeros(N) for k in ev.metrics}}
+                evaluation["success"][active] = success_a
+                for k, v in ev.metrics.items():
+                    evaluation["metrics"][k][active] = v
+                bad = np.zeros(N, bool)
+                bad[active] = bad_active
         if to_reset.any():
             self._reset_ids(np.flatnonzero(to_reset), refresh=False)
         # One observation pass (and one render call) for the stepped and the reset envs together.
-        self._refresh(np.arange(N), fill_stack=to_reset)
+        self._refresh(self._all_ids, fill_stack=to_reset)
         self._done = terminated | truncated
         info = self._info(terms, evaluation, bad)
         if clipped is not None:
@@ -472,8 +485,9 @@ class VRBVectorEnv(VectorEnv):
         if len(ids) == 0:
             return
         obs = self._task_obs(ids)
+        rows = slice(None) if ids is self._all_ids else ids
         for k in self._vec:
-            self._vec[k][ids] = obs[k]
+            self._vec[k][rows] = obs[k]
         if not self._views:
             return
         rendered = self._slot[ids] >= 0
@@ -556,8 +570,9 @@ class VRBVectorEnv(VectorEnv):
             info["reward_terms"] = terms
         if evaluation is not None and evaluation["metrics"]:
             info["metrics"] = evaluation["metrics"]
+        everyone = np.ones(N, dtype=bool)
         for k in list(info):
-            info[f"_{k}"] = np.ones(N, dtype=bool)
+            info[f"_{k}"] = everyone.copy()
         return info
 
     # ------------------------------------------------------------ human view

@@ -24,17 +24,18 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=None)
     args = parser.parse_args()
     tasks = args.tasks or visual_robo_bench.list_tasks()
-    lines = ["| task | vrb physics-only steps/s | raw `mujoco.batch` steps/s | vrb pixels frames/s | "
+    lines = ["| task | vrb physics-only steps/s | raw `mujoco.batch` steps/s | physics-only / raw | vrb pixels frames/s | "
              "raw tiled render frames/s | dm_control pixels | Gymnasium `rgb_array` | vrb pixels / dm_control | "
-             "peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
+             "peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
         rows = {r["name"]: r for r in run_bench(task, num_envs=args.num_envs, seconds=args.seconds)}
         get = lambda key, field: rows.get(key, {}).get(field)  # noqa: E731
         pix = get("vrb pixels", "frames_per_s")
         dmc = get("dm_control pixels wrapper", "frames_per_s")
+        phys, raw = get("vrb physics-only", "env_steps_per_s"), get("raw mujoco.batch (ceiling)", "env_steps_per_s")
         lines.append(
-            f"| {task} | {_fmt(get('vrb physics-only', 'env_steps_per_s'))} | "
-            f"{_fmt(get('raw mujoco.batch (ceiling)', 'env_steps_per_s'))} | {_fmt(pix)} | "
+            f"| {task} | {_fmt(phys)} | {_fmt(raw)} | {'-' if not (phys and raw) else f'{phys / raw:.2f}x'} | "
+            f"{_fmt(pix)} | "
             f"{_fmt(get('raw tiled render (ceiling)', 'frames_per_s'))} | {_fmt(dmc)} | "
             f"{_fmt(get('gymnasium rgb_array', 'frames_per_s'))} | "
             f"{'-' if not (pix and dmc) else f'{pix / dmc:.0f}x'} | "

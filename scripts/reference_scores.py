@@ -1,8 +1,15 @@
 """Recompute ``leaderboards/reference_scores.json`` from the protocol's own runs.
 
 R_random: mean return of the accepted ``random`` submission (uniform random actions, 3 seeds x 50 episodes,
-standard protocol). R_ref: the mean return of VRB's shipped reference policy for the task where one is
-shipped (its standard-protocol results file under ``leaderboards/references/``), else null. Usage: python scripts/reference_scores.py [--leaderboard-dir DIR]
+standard protocol). R_ref, in this order of preference (``conventions.md`` section 6):
+
+1. the mean return of VRB's shipped reference policy for the task (its standard-protocol results file under
+   ``leaderboards/references/``, listed in :data:`REFERENCE_RESULTS`);
+2. else the documented expert level: the privileged-state PPO expert of ``scripts/reference_experts.py``
+   (``references/state-ppo-<task>.json``), provided it beats the random floor;
+3. else null (the leaderboard shows "-").
+
+Usage: python scripts/reference_scores.py [--leaderboard-dir DIR]
 """
 
 from __future__ import annotations
@@ -28,10 +35,20 @@ def main() -> None:
     random_agg = aggregates(subs["random"])
     tasks = {}
     for task, agg in sorted(random_agg.items()):
-        ref_file = REFERENCE_RESULTS.get(task)
-        ref = aggregates(load(board.root / ref_file))[task]["return"] if ref_file else None
+        ref, source = None, "none yet"
+        expert = board.root / "references" / f"state-ppo-{task.split('/')[-1].lower()}.json"
+        if task in REFERENCE_RESULTS:
+            source = REFERENCE_RESULTS[task]
+            ref = aggregates(load(board.root / source))[task]["return"]
+        elif expert.exists():
+            value = aggregates(load(expert))[task]["return"]
+            source = str(expert.relative_to(board.root))
+            if value > agg["return"]:
+                ref = value
+            else:
+                source += f" (the expert's {value:.4g} does not beat the random floor: no reference level)"
         tasks[task] = {"task_hash": task_hash(task), "random": agg["return"], "reference": ref,
-                       "reference_source": ref_file or "none shipped yet"}
+                       "reference_source": source}
     write_json({"version": 1, "tasks": tasks}, board.root / "reference_scores.json")
     print(json.dumps(tasks, indent=1))
 

@@ -364,11 +364,16 @@ class WalkerHurdle(WalkerBase):
                 friction=[c.floor_friction, 0.005, 0.0001],
             )
 
+    def setup(self, model):
+        super().setup(model)
+        c = self.cfg  # the course as arrays, once (the config computes them on every access)
+        self.hurdle_x, self.hurdle_heights = c.hurdle_x, c.hurdle_heights
+        self.scan_offsets = np.asarray(c.scan_offsets)
+
     def height_scan(self, sim, env_ids):
-        c = self.cfg
-        xs = self.torso_x(sim, env_ids)[:, None] + np.asarray(c.scan_offsets)[None]
-        on = np.abs(xs[..., None] - c.hurdle_x[None, None]) <= c.hurdle_thickness / 2
-        return (on * c.hurdle_heights[None, None]).max(axis=-1)
+        xs = self.torso_x(sim, env_ids)[:, None] + self.scan_offsets[None]
+        on = np.abs(xs[..., None] - self.hurdle_x[None, None]) <= self.cfg.hurdle_thickness / 2
+        return (on * self.hurdle_heights[None, None]).max(axis=-1)
 
     def observe(self, sim, state, env_ids):
         vec = self.planar_vector(sim, env_ids)
@@ -378,7 +383,7 @@ class WalkerHurdle(WalkerBase):
         c = self.cfg
         x = self.torso_x(sim, env_ids)
         failure = self.failure(sim, state, env_ids)
-        success = (x >= c.hurdle_x[-1] + 1.0) & ~failure
+        success = (x >= self.hurdle_x[-1] + 1.0) & ~failure
         return Evaluation(success, failure, {"distance": x - state["x0"][env_ids, 0],
                                              "hurdles_cleared": c.hurdles_cleared(x),
                                              "fell": failure.astype(np.float64)})

@@ -61,6 +61,27 @@ def test_submit_build_and_page(board, random_doc, tmp_path):
     assert len(written) >= 4
 
 
+def test_normalized_scores_use_the_stated_levels_of_the_same_task_version(board, random_doc, tmp_path):
+    from visual_robo_bench.evaluation.results import aggregates, task_hash
+
+    submit_doc(board, random_doc, tmp_path)
+    walker, hopper = (aggregates(random_doc)[t]["return"] for t in TASKS)
+    refs = {"VRB/Walker-v0": {"task_hash": task_hash("VRB/Walker-v0"), "random": walker - 1.0,
+                              "reference": walker + 3.0, "reference_source": "references/x.json"},
+            "VRB/Hopper-v0": {"task_hash": "VRB/Hopper-v0:0000000000000000", "random": 0.0, "reference": 1.0,
+                              "reference_source": "an older task version"}}
+    (board.root / "reference_scores.json").write_text(json.dumps({"version": 1, "tasks": refs}))
+    board.build()
+    md = (board.root / "README.md").read_text()
+    walker_section = md.split("## VRB/Walker-v0")[1]
+    assert "| 0.25 |" in walker_section.split("\n## ")[0]  # (R - (R-1)) / ((R+3) - (R-1))
+    assert f"reference R_ref = {walker + 3.0:.4g} (`references/x.json`)" in walker_section
+    hopper_section = md.split("## VRB/Hopper-v0")[1].split("\n## ")[0]
+    assert "| - |" in hopper_section  # levels of another task version are never used
+    assert "R_ref" not in hopper_section
+    assert "<th>normalized</th>" in (board.root / "index.html").read_text()
+
+
 @pytest.mark.parametrize("mutate,message", [
     (lambda d: d.pop("agent"), "'agent' is a required property"),
     (lambda d: d.update(schema_version="0"), "schema_version"),
@@ -158,3 +179,38 @@ def test_committed_leaderboards_are_up_to_date(tmp_path):
     for name in ("README.md", "index.html"):
         assert (work / name).read_text() == (repo_board / name).read_text(), (
             f"leaderboards/{name} is stale: run `vrb leaderboard build`")
+
+
+def test_reference_scores_script_takes_an_expert_only_above_the_random_floor(random_doc, tmp_path, monkeypatch):
+    """``scripts/reference_scores.py``: shipped policy first, else the state expert if it beats random, else null."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from visual_robo_bench.evaluation import ZeroAgent
+
+    zero = make_results([(evaluate(ZeroAgent(3), "VRB/Hopper-v0", episodes=EPISODES, num_envs=2, progress=False), 0)],
+                        agent_name="zero", description="all-zero actions")
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "reference_scores.py")
+
+    def levels(floor, expert):
+        root = tmp_path / floor["agent"]["name"]
+        write_json(floor, root / "submissions" / "random.json")
+        write_json(random_doc, root / "references" / "sdpg-walker-v0.json")  # Walker: the "shipped policy"
+        write_json(expert, root / "references" / "state-ppo-hopper-v0.json")
+        monkeypatch.setattr(sys, "argv", ["reference_scores.py", "--leaderboard-dir", str(root)])
+        runpy.run_path(script, run_name="__main__")
+        return json.loads((root / "reference_scores.json").read_text())["tasks"]
+
+    from visual_robo_bench.evaluation.results import aggregates
+
+    r_random, r_zero = aggregates(random_doc)["VRB/Hopper-v0"]["return"], aggregates(zero)["VRB/Hopper-v0"]["return"]
+    assert r_random > r_zero  # random hops a little; all-zero actions fall flat
+    below = levels(random_doc, zero)  # the "expert" (zero) does not beat the floor (random)
+    assert below["VRB/Hopper-v0"]["reference"] is None
+    assert "does not beat the random floor" in below["VRB/Hopper-v0"]["reference_source"]
+    assert below["VRB/Walker-v0"]["reference_source"] == "references/sdpg-walker-v0.json"
+    above = levels(zero, random_doc)  # now the expert beats the floor
+    assert above["VRB/Hopper-v0"]["reference"] == pytest.approx(r_random)
+    assert above["VRB/Hopper-v0"]["random"] == pytest.approx(r_zero)
+    assert above["VRB/Hopper-v0"]["reference_source"] == "references/state-ppo-hopper-v0.json"

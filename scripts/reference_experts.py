@@ -1,0 +1,122 @@
+"""Train and score the privileged-state expert of each task: the reference level where no pixel policy is shipped.
+
+``conventions.md`` section 6: the normalised return is (R - R_random) / (R_ref - R_random), where R_ref is the
+mean return of VRB's shipped reference policy for the task or, where none is shipped yet, "a documented scripted
+or expert level" that the project can reproduce on its own machine. This script makes that expert level:
+
+1. **Train** (skipped when ``RUN_DIR/teacher.zip`` exists): phase 1 of the distillation agent
+   (``vrb train --agent distill``), i.e. stable-baselines3 PPO with ``VecNormalize`` on the task's
+   *privileged* state in state-only envs (never rendered), for ``--minutes`` of training time, seed 0,
+   one physics thread and one torch thread (so two tasks can train side by side on a 2-core machine).
+2. **Score**: the harness's standard protocol (50 episodes, the public evaluation seeds, no autoreset,
+   deterministic actions) with ``obs_mode="state"`` so that the expert sees what it was trained on; the
+   episodes are the same episodes a pixel agent is scored on (the observation mode changes no dynamics).
+3. **Write** ``leaderboards/references/state-ppo-<task>.json`` (a results file, marked unofficial because of
+   ``obs_mode``). ``scripts/reference_scores.py`` then turns it into the task's R_ref, provided the expert
+   beats the random floor.
+
+Usage::
+
+    python scripts/reference_experts.py VRB/Hopper-v0 VRB/Ant-v0 --minutes 8 --run-root runs/experts
+
+Run ``python scripts/reference_scores.py`` and ``vrb leaderboard build`` afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+AGENT_NAME = "state-ppo-expert"
+
+
+class StateExpert:
+    """The trained PPO teacher as a harness agent: deterministic actions from the privileged observations.
+
+    Args:
+        run_dir: A distill run directory holding ``teacher.zip`` and ``teacher_vecnormalize.pkl``.
+    """
+
+    name = AGENT_NAME
+
+    def __init__(self, run_dir: Path) -> None:
+        from stable_baselines3 import PPO
+
+        self.model = PPO.load(run_dir / "teacher.zip", device="cpu")
+        self.keys = list(self.model.observation_space.spaces)
+        norm = run_dir / "teacher_vecnormalize.pkl"
+        self.vecnorm = pickle.loads(norm.read_bytes()) if norm.exists() else None
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [k for k in self.keys if k not in obs]
+        if missing:
+            raise ValueError(f"the state expert needs observation keys {missing}: evaluate it with obs_mode='state'")
+        inp = {k: obs[k] for k in self.keys}
+        if self.vecnorm is not None:
+            inp = self.vecnorm.normalize_obs(inp)
+        actions, _ = self.model.predict(inp, deterministic=True)
+        return np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
+
+
+def slug(task: str) -> str:
+    """``VRB/Hopper-v0`` -> ``hopper-v0``."""
+    return re.sub(r"[^a-z0-9.-]+", "-", task.split("/")[-1].lower())
+
+
+def train_expert(task: str, run_dir: Path, minutes: float, seed: int) -> dict[str, Any]:
+    """Phase 1 of ``distill`` for ``minutes`` of training time; returns the run's budget."""
+    from visual_robo_bench.train import train
+
+    if not (run_dir / "teacher.zip").exists():
+        overrides = {"teacher_epochs": 100_000, "max_epochs": 100_001, "time_budget_s": 60.0 * minutes,
+                     "nthread": 1, "torch_threads": 1, "checkpoint_every": 5}
+        train("distill", task, overrides=overrides, run_dir=run_dir, seed=seed, progress=False,
+              argv=["scripts/reference_experts.py", task, "--minutes", str(minutes)])
+    rows = (run_dir / "progress.csv").read_text().strip().splitlines()
+    last = dict(zip(rows[0].split(","), rows[-1].split(",")))
+    return {"env_steps": int(float(last["env_steps"])), "rendered_frames": 0,
+            "wall_clock_s": float(last["wall_s"]),
+            "num_envs": json.loads((run_dir / "config.json").read_text())["config"]["teacher_num_envs"]}
+
+
+def main() -> None:
+    from visual_robo_bench.evaluation import evaluate
+    from visual_robo_bench.evaluation.results import hardware, make_results, write_json
+    from visual_robo_bench.render.gl import renderer_info
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tasks", nargs="+", help="task ids")
+    parser.add_argument("--minutes", type=float, default=8.0, help="training time per task (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-root", default="runs/experts", help="where the expert runs go")
+    parser.add_argument("--leaderboard-dir", default="leaderboards")
+    args = parser.parse_args()
+    out_dir = Path(args.leaderboard_dir) / "references"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for task in args.tasks:
+        run_dir = Path(args.run_root) / slug(task)
+        t0 = time.perf_counter()
+        budget = train_expert(task, run_dir, args.minutes, args.seed)
+        res = evaluate(StateExpert(run_dir), task, env_kwargs={"obs_mode": "state"}, progress=False)
+        budget["hardware"] = hardware()
+        description = (f"Reference level, not a leaderboard entry: SB3 PPO on the privileged state (phase 1 of "
+                       f"`vrb train --agent distill`, {args.minutes:g} training minutes, seed {args.seed}, one "
+                       f"physics and one torch thread), scored with the standard protocol in obs_mode='state'. "
+                       f"Made by scripts/reference_experts.py.")
+        doc = make_results([(res, args.seed)], agent_name=AGENT_NAME, description=description, budget=budget,
+                           render=renderer_info())
+        path = write_json(doc, out_dir / f"state-ppo-{slug(task)}.json")
+        s = res.summary()
+        print(f"{task}: return {s['return']:.2f}, success_once {s['success_once']:.2f}, "
+              f"{budget['env_steps']:,} env steps, {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Run ``vrb bench`` on every registered task and print the README's bench table (Markdown).
 
-Usage: MUJOCO_GL=egl python scripts/bench_all.py [--num-envs 64] [--seconds 3] [--tasks VRB/Walker-v0 ...]
+Usage: MUJOCO_GL=egl python scripts/bench_all.py [--num-envs 64] [--seconds 3] [--tasks VRB/Walker-v1 ...]
 Run it on a quiet machine: every figure is a throughput.
 """
 

@@ -1,6 +1,6 @@
 """Train every baseline (and SDPG) on one task for the same wall-clock budget and print a Markdown table.
 
-Usage: MUJOCO_GL=egl python scripts/bench_baselines.py [--budget 600] [--num-envs 32] [--task VRB/Walker-v0]
+Usage: MUJOCO_GL=egl python scripts/bench_baselines.py [--budget 600] [--num-envs 32] [--task VRB/Walker-v1]
        [--agents sdpg ppo sac drqv2 distill random zero] [--image-size 84] [--seed 0] [--out-dir DIR]
        python scripts/bench_baselines.py --summarize DIR_SEED0 DIR_SEED1 ... [--target-return R] [--plot out.png]
 
@@ -155,7 +155,7 @@ def summarize(dirs: list[str], target: float | None, plot: str | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="VRB/Walker-v0")
+    parser.add_argument("--task", default="VRB/Walker-v1")
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds per agent (default 600)")
     parser.add_argument("--num-envs", type=int, default=32, help="physics envs per agent (default 32)")
     parser.add_argument("--agents", nargs="*", default=list(AGENTS), choices=AGENTS)

@@ -1,7 +1,7 @@
 """Rendered frames/s of the MuJoCo Warp backend next to the CPU (OpenGL) path; prints a Markdown table.
 
 Usage: MUJOCO_GL=egl python scripts/bench_warp.py [--num-envs 1024] [--sizes 64 128]
-       [--tasks VRB/Walker-v0 VRB/ShadowCube-v0] [--repeats 5] [--device cuda:0] [--no-env]
+       [--tasks VRB/Walker-v1 VRB/ShadowCube-v0] [--repeats 5] [--device cuda:0] [--no-env]
 
 Per task and image size, N states are taken from N CPU envs after a few random steps, then:
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-envs", type=int, default=1024)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--tasks", nargs="+", default=["VRB/Walker-v0", "VRB/ShadowCube-v0"])
+    parser.add_argument("--tasks", nargs="+", default=["VRB/Walker-v1", "VRB/ShadowCube-v0"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None, help="Warp device (default: cuda:0 if available, else cpu)")
     parser.add_argument("--no-env", action="store_true", help="skip the full env-step rows")

@@ -70,15 +70,16 @@ def slug(task: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", task.split("/")[-1].lower())
 
 
-def train_expert(task: str, run_dir: Path, minutes: float, seed: int) -> dict[str, Any]:
+def train_expert(task: str, run_dir: Path, minutes: float, seed: int, changes: dict[str, Any]) -> dict[str, Any]:
     """Phase 1 of ``distill`` for ``minutes`` of training time; returns the run's budget."""
     from visual_robo_bench.train import train
 
     if not (run_dir / "teacher.zip").exists():
         overrides = {"teacher_epochs": 100_000, "max_epochs": 100_001, "time_budget_s": 60.0 * minutes,
-                     "nthread": 1, "torch_threads": 1, "checkpoint_every": 5}
+                     "nthread": 1, "torch_threads": 1, "checkpoint_every": 5, **changes}
         train("distill", task, overrides=overrides, run_dir=run_dir, seed=seed, progress=False,
-              argv=["scripts/reference_experts.py", task, "--minutes", str(minutes)])
+              argv=["scripts/reference_experts.py", task, "--minutes", str(minutes),
+                    *(f"--set={k}={v}" for k, v in changes.items())])
     rows = (run_dir / "progress.csv").read_text().strip().splitlines()
     last = dict(zip(rows[0].split(","), rows[-1].split(",")))
     return {"env_steps": int(float(last["env_steps"])), "rendered_frames": 0,
@@ -90,6 +91,7 @@ def main() -> None:
     from visual_robo_bench.evaluation import evaluate
     from visual_robo_bench.evaluation.results import hardware, make_results, write_json
     from visual_robo_bench.render.gl import renderer_info
+    from visual_robo_bench.agents.common import parse_set_args
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tasks", nargs="+", help="task ids")
@@ -97,19 +99,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-root", default="runs/experts", help="where the expert runs go")
     parser.add_argument("--leaderboard-dir", default="leaderboards")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="distill config change for the expert (repeatable), e.g. --set teacher_log_std_init=-1")
     args = parser.parse_args()
+    changes = parse_set_args(args.set)
     out_dir = Path(args.leaderboard_dir) / "references"
     out_dir.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:
         run_dir = Path(args.run_root) / slug(task)
         t0 = time.perf_counter()
-        budget = train_expert(task, run_dir, args.minutes, args.seed)
+        budget = train_expert(task, run_dir, args.minutes, args.seed, changes)
         res = evaluate(StateExpert(run_dir), task, env_kwargs={"obs_mode": "state"}, progress=False)
         budget["hardware"] = hardware()
+        extra = "".join(f", {k}={v}" for k, v in changes.items())
         description = (f"Reference level, not a leaderboard entry: SB3 PPO on the privileged state (phase 1 of "
                        f"`vrb train --agent distill`, {args.minutes:g} training minutes, seed {args.seed}, one "
-                       f"physics and one torch thread), scored with the standard protocol in obs_mode='state'. "
-                       f"Made by scripts/reference_experts.py.")
+                       f"physics and one torch thread{extra}), scored with the standard protocol in "
+                       f"obs_mode='state'. Made by scripts/reference_experts.py.")
         doc = make_results([(res, args.seed)], agent_name=AGENT_NAME, description=description, budget=budget,
                            render=renderer_info())
         path = write_json(doc, out_dir / f"state-ppo-{slug(task)}.json")

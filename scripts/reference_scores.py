@@ -6,7 +6,8 @@ standard protocol). R_ref, in this order of preference (``conventions.md`` secti
 1. the mean return of VRB's shipped reference policy for the task (its standard-protocol results file under
    ``leaderboards/references/``, listed in :data:`REFERENCE_RESULTS`);
 2. else the documented expert level: the privileged-state PPO expert of ``scripts/reference_experts.py``
-   (``references/state-ppo-<task>.json``), provided it beats the random floor;
+   (``references/state-ppo-<task>.json``), provided it beats both floors, random and all-zero actions (an
+   "expert" that does worse than doing nothing would make every score meaningless);
 3. else null (the leaderboard shows "-").
 
 Usage: python scripts/reference_scores.py [--leaderboard-dir DIR]
@@ -18,12 +19,16 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from visual_robo_bench.evaluation.leaderboard import Leaderboard
 from visual_robo_bench.evaluation.results import aggregates, load, task_hash, write_json
 
 #: Shipped reference policies: task -> results file (standard protocol) whose mean return is the reference.
-#: ``references/sdpg-walker-v0.json``: ``vrb evaluate --agent policies/sdpg-walker-v0.pt --task VRB/Walker-v0``.
-REFERENCE_RESULTS: dict[str, str] = {"VRB/Walker-v0": "references/sdpg-walker-v0.json"}
+#: ``references/sdpg-walker-v1.json``: ``vrb evaluate --agent policies/sdpg-walker-v1.pt --task VRB/Walker-v1``;
+#: ``references/sdpg-walker-v0.json``: the same for the deprecated v0 and ``policies/sdpg-walker-v0.pt``.
+REFERENCE_RESULTS: dict[str, str] = {"VRB/Walker-v1": "references/sdpg-walker-v1.json",
+                                     "VRB/Walker-v0": "references/sdpg-walker-v0.json"}
 
 
 def main() -> None:
@@ -33,6 +38,7 @@ def main() -> None:
     board = Leaderboard(Path(args.leaderboard_dir))
     subs = board.submissions()
     random_agg = aggregates(subs["random"])
+    zero_agg = aggregates(subs["zero"]) if "zero" in subs else {}
     tasks = {}
     for task, agg in sorted(random_agg.items()):
         ref, source = None, "none yet"
@@ -43,10 +49,11 @@ def main() -> None:
         elif expert.exists():
             value = aggregates(load(expert))[task]["return"]
             source = str(expert.relative_to(board.root))
-            if value > agg["return"]:
+            floor = max(agg["return"], zero_agg.get(task, {}).get("return", -np.inf))
+            if value > floor:
                 ref = value
             else:
-                source += f" (the expert's {value:.4g} does not beat the random floor: no reference level)"
+                source += f" (the expert's {value:.4g} does not beat the floors, best {floor:.4g}: no reference level)"
         tasks[task] = {"task_hash": task_hash(task), "random": agg["return"], "reference": ref,
                        "reference_source": source}
     write_json({"version": 1, "tasks": tasks}, board.root / "reference_scores.json")

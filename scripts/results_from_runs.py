@@ -1,6 +1,6 @@
 """Evaluate trained runs (one per training seed) with the standard protocol and write one results file.
 
-Usage: python scripts/results_from_runs.py --name sdpg --task VRB/Walker-v0 --out results/sdpg-walker.json \
+Usage: python scripts/results_from_runs.py --name sdpg --task VRB/Walker-v1 --out results/sdpg-walker.json \
            runs/sdpg-walker-cpu-s0 runs/sdpg-walker-cpu-s1 runs/sdpg-walker-cpu-s2
 
 A run that holds ``eval_results.json`` (``scripts/bench_baselines.py`` writes one with the standard protocol)

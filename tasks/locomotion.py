@@ -24,7 +24,7 @@ from visual_robo_bench.core.sim import BatchSim
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
 from visual_robo_bench.registry import register_task
 
-from ._common import HurdleRow, heading_alignment, random_tilt_quat
+from ._common import HurdleRow, deprecated_doc, heading_alignment, random_tilt_quat
 
 
 def gymnasium_asset(name: str) -> str:
@@ -73,6 +73,9 @@ class LocomotionTask(Task):
     model_path: str = ""
     torso: str = "torso"
     metric_names = ("distance", "fell")
+    #: Floor and obstacles collide with the robot; False only in the deprecated v0 of Walker,
+    #: WalkerHurdle and Ant, whose robots fall through the floor (see their version history).
+    world_contact: bool = True
 
     def load_robot(self) -> mujoco.MjSpec:
         """The robot's ``MjSpec`` without its own floor, lights and cameras."""
@@ -84,7 +87,8 @@ class LocomotionTask(Task):
 
     def build_scene(self) -> mujoco.MjSpec:
         spec = self.load_robot()
-        scene.add_floor(spec, half_size=(70.0, 10.0), center=(50.0, 0.0), friction=self.cfg.floor_friction)
+        scene.add_floor(spec, half_size=(70.0, 10.0), center=(50.0, 0.0), friction=self.cfg.floor_friction,
+                        contact=self.world_contact)
         self.customize(spec)
         scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
         return spec
@@ -224,12 +228,17 @@ class Hopper(PlanarTask):
         return (h < -0.45) | (h > 15.0) | (np.abs(sim.qvel[env_ids]) > 100.0).any(axis=1)
 
 
+#: Why the v0 of Walker, WalkerHurdle and Ant is deprecated.
+NO_FLOOR_CONTACT = ("in v0 the floor{extra} inherited the robot file's default geom class (contype 1, conaffinity 0), "
+                    "so nothing collided with {it} and the robot fell through the floor")
+
+
 WALKER_JOINTS = ("right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle")
 
 
 @dataclass(frozen=True)
 class WalkerConfig(LocomotionConfig):
-    """VRB/Walker-v0 (tasks.md 3.2)."""
+    """VRB/Walker-v1 and the deprecated v0 (tasks.md 3.2)."""
 
     timestep: float = 0.005
     substeps: int = 2
@@ -262,7 +271,7 @@ class WalkerBase(PlanarTask):
         return (h < -0.5) | (h > 0.7) | (np.abs(pitch) > 1.0) | (np.abs(sim.qvel[env_ids]) > 100.0).any(axis=1)
 
 
-@register_task("VRB/Walker-v0")
+@register_task("VRB/Walker-v1")
 class Walker(WalkerBase):
     """Planar biped walker walks forward from pixels.
 
@@ -283,7 +292,9 @@ class Walker(WalkerBase):
 
     **Cameras.** ``track``: tracking camera 2 m to the side, 0.5 m below the torso, fovy 60.
 
-    **Version history.** v0: initial release.
+    **Version history.** v0: initial release; the floor inherited ``walker.xml``'s default geom class
+    (conaffinity 0), so the walker never touched it and fell through (every episode ended within ~30
+    steps); deprecated. v1: the floor collides with the walker (contype and conaffinity 1).
     """
 
     config_cls = WalkerConfig
@@ -294,12 +305,18 @@ class Walker(WalkerBase):
         return {"proprio": proprio, "privileged": self.planar_vector(sim, env_ids)}
 
 
+@register_task("VRB/Walker-v0")
+class WalkerV0(Walker):
+    __doc__ = deprecated_doc(Walker.__doc__, "VRB/Walker-v1", NO_FLOOR_CONTACT.format(extra="", it="it"))
+    world_contact = False
+
+
 # -------------------------------------------------------------------------------- walker hurdle
 
 
 @dataclass(frozen=True)
 class WalkerHurdleConfig(HurdleRow, WalkerConfig):
-    """VRB/WalkerHurdle-v0 (tasks.md 3.5)."""
+    """VRB/WalkerHurdle-v1 and the deprecated v0 (tasks.md 3.5)."""
 
     proprio_dim: int = 17
     privileged_dim: int = 17
@@ -323,11 +340,11 @@ class WalkerHurdleConfig(HurdleRow, WalkerConfig):
     w_action: float = -0.1
 
 
-@register_task("VRB/WalkerHurdle-v0")
+@register_task("VRB/WalkerHurdle-v1")
 class WalkerHurdle(WalkerBase):
     """Planar walker clears 8 hurdles from an ego-centric camera.
 
-    **Description.** The walker of VRB/Walker-v0 on a floor with 8 static red box hurdles, 0.2 m
+    **Description.** The walker of VRB/Walker-v1 on a floor with 8 static red box hurdles, 0.2 m
     thick, centred at x = 2, 4, ..., 16 m, heights rising linearly from 0.10 to 0.35 m; ground
     everywhere.
 
@@ -342,13 +359,15 @@ class WalkerHurdle(WalkerBase):
     **Success.** Torso past the last hurdle + 1 m (x >= 17 m) and not terminated. Metrics:
     distance, hurdles_cleared, fell.
 
-    **Episode end.** As VRB/Walker-v0: h < -0.5, h > 0.7, |pitch| > 1 rad or |qvel| > 100;
+    **Episode end.** As VRB/Walker-v1: h < -0.5, h > 0.7, |pitch| > 1 rad or |qvel| > 100;
     truncates at 1000 steps.
 
     **Cameras.** ``ego``: rigid in the torso at (0.2, 0, -0.1), looking forward and down, fovy 80
     (it rotates with the torso); ``track``: side view for ``render()``.
 
-    **Version history.** v0: initial release.
+    **Version history.** v0: initial release; floor and hurdles inherited ``walker.xml``'s default
+    geom class (conaffinity 0), so the walker never touched them and fell through the floor;
+    deprecated. v1: floor and hurdles collide with the walker (contype and conaffinity 1).
     """
 
     config_cls = WalkerHurdleConfig
@@ -358,11 +377,13 @@ class WalkerHurdle(WalkerBase):
         c = self.cfg
         spec.add_material(name="hurdle", rgba=[0.8, 0.15, 0.1, 1.0])
         for i, (x, h) in enumerate(zip(c.hurdle_x, c.hurdle_heights)):
-            spec.worldbody.add_geom(
+            hurdle = spec.worldbody.add_geom(
                 name=f"hurdle{i}", type=mujoco.mjtGeom.mjGEOM_BOX,
                 size=[c.hurdle_thickness / 2, 1.0, h / 2], pos=[x, 0.0, h / 2], material="hurdle",
                 friction=[c.floor_friction, 0.005, 0.0001],
             )
+            if self.world_contact:
+                hurdle.contype, hurdle.conaffinity = 1, 1
 
     def setup(self, model):
         super().setup(model)
@@ -387,6 +408,13 @@ class WalkerHurdle(WalkerBase):
         return Evaluation(success, failure, {"distance": x - state["x0"][env_ids, 0],
                                              "hurdles_cleared": c.hurdles_cleared(x),
                                              "fell": failure.astype(np.float64)})
+
+
+@register_task("VRB/WalkerHurdle-v0")
+class WalkerHurdleV0(WalkerHurdle):
+    __doc__ = deprecated_doc(WalkerHurdle.__doc__, "VRB/WalkerHurdle-v1",
+                             NO_FLOOR_CONTACT.format(extra=" and the hurdles", it="them"))
+    world_contact = False
 
 
 # ------------------------------------------------------------------------------------ 3D robots
@@ -439,7 +467,7 @@ ANT_ACTION_ORDER = ("hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", 
 
 @dataclass(frozen=True)
 class AntConfig(LocomotionConfig):
-    """VRB/Ant-v0 (tasks.md 3.3)."""
+    """VRB/Ant-v1 and the deprecated v0 (tasks.md 3.3)."""
 
     timestep: float = 0.005
     substeps: int = 2
@@ -454,7 +482,7 @@ class AntConfig(LocomotionConfig):
     w_height: float = 1.0
 
 
-@register_task("VRB/Ant-v0")
+@register_task("VRB/Ant-v1")
 class Ant(FreeBaseTask):
     """Quadruped ant runs forward from pixels.
 
@@ -475,7 +503,9 @@ class Ant(FreeBaseTask):
 
     **Cameras.** ``track``: tracking camera at (0.5, -2, 1) from the torso, looking at it, fovy 60.
 
-    **Version history.** v0: initial release.
+    **Version history.** v0: initial release; the floor inherited ``ant.xml``'s default geom class
+    (conaffinity 0), so the ant never touched it and fell through (every episode ended within ~32
+    steps); deprecated. v1: the floor collides with the ant (contype and conaffinity 1).
     """
 
     config_cls = AntConfig
@@ -515,6 +545,12 @@ class Ant(FreeBaseTask):
     def failure(self, sim, state, env_ids):
         z = sim.qpos[env_ids, 2]
         return (z < 0.27) | (z > 1.3)
+
+
+@register_task("VRB/Ant-v0")
+class AntV0(Ant):
+    __doc__ = deprecated_doc(Ant.__doc__, "VRB/Ant-v1", NO_FLOOR_CONTACT.format(extra="", it="it"))
+    world_contact = False
 
 
 HUMANOID_GEARS = {

@@ -81,7 +81,7 @@ def test_baseline_trains_exports_evaluates_and_resumes(agent, tmp_path, capsys):
     if agent == "zero":
         assert np.all(act == 0)
     with pytest.raises(ValueError, match="trained on"):
-        mod.load_policy(run / "policy.pt", task="VRB/Walker-v0")
+        mod.load_policy(run / "policy.pt", task="VRB/Walker-v1")
     _evaluate(str(run / "policy.pt"))
     if agent in ("ppo", "sac"):
         assert (run / "model.zip").is_file()

@@ -96,7 +96,7 @@ def test_train_command_both_phases_policy_evaluation_and_exact_resume(tmp_path, 
     with pytest.raises(ValueError, match=r"proprio must be \(3, 6\).*got \(3, 11\)"):
         pol.act({**obs, "proprio": np.zeros((3, 11), np.float32)})
     with pytest.raises(IncompatibleCheckpoint, match="trained on"):
-        load_policy(run / "policy.pt", task="VRB/Walker-v0")
+        load_policy(run / "policy.pt", task="VRB/Walker-v1")
     with pytest.raises(IncompatibleCheckpoint, match="training checkpoint"):
         load_policy(run / "checkpoints" / "latest.pt")
     # the evaluation harness loads the policy file by path (HWC observations, no privileged state)
@@ -252,7 +252,7 @@ def test_teacher_phase_checkpoint_untrained_student_and_refusals(tmp_path):
         finally:
             b.close()
         with pytest.raises(IncompatibleCheckpoint, match="trained on 'VRB/Hopper-v0'"):
-            Distill.from_checkpoint(tmp_path / "ck" / "latest.pt", task="VRB/Walker-v0")
+            Distill.from_checkpoint(tmp_path / "ck" / "latest.pt", task="VRB/Walker-v1")
         data = torch.load(tmp_path / "ck" / "latest.pt", weights_only=False)
         data["format_version"] = FORMAT_VERSION + 1
         torch.save(data, tmp_path / "ck" / "future.pt")
@@ -301,7 +301,7 @@ def test_config_errors(tmp_path, capsys):
             tiny(**changes)
     with pytest.raises(KeyError, match="unknown task id"):
         make_config("VRB/Hoper-v0")
-    cfg = make_config("VRB/Walker-v0")
+    cfg = make_config("VRB/Walker-v1")
     assert cfg.teacher_epochs < cfg.max_epochs and cfg.torch_threads == 1  # the defaults are valid
     run = tmp_path / "bad"
     assert main([*_train_args(run, 3), "--set", "dataset_capacity=8"]) == 2

@@ -27,7 +27,7 @@ TINY = {"image_size": (36, 36), "max_episode_steps": 12}
 CELL = {"episodes": 2, "num_envs": 2, "env_kwargs": TINY}
 AGENTS_MODULE = "vrb_sweep_test_agents"
 PROPRIO = f"{AGENTS_MODULE}:Proprio"
-TASKS = ["VRB/Hopper-v0", "VRB/Walker-v0"]
+TASKS = ["VRB/Hopper-v0", "VRB/Walker-v1"]
 
 _AGENTS_SOURCE = '''
     """Test agents for test_distributed.py (written by its fixture)."""
@@ -135,9 +135,9 @@ def test_local_sweep_cells_are_what_evaluate_gives(local_sweep, agents):
         assert (run["env_id"], run["training_seed"], run["seed_base"]) == (task, seed, 1_000_000)
         assert [ep["seed"] for ep in run["episodes"]] == [1_000_000, 1_000_001]
     # one cell against evaluate() + make_results() with the same arguments
-    res = evaluate(PROPRIO, "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=TINY, progress=False)
+    res = evaluate(PROPRIO, "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=TINY, progress=False)
     ref = json.loads(json.dumps(make_results([(res, 1)], agent_name=res.agent, description=""), default=float))
-    got = cells[(PROPRIO, "VRB/Walker-v0", 1)]["results"]
+    got = cells[(PROPRIO, "VRB/Walker-v1", 1)]["results"]
     assert got["runs"] == ref["runs"] and got["agent"] == ref["agent"] and got["aggregates"] == ref["aggregates"]
     assert got["agent"]["name"] == "proprio-tanh" and not got["runs"][0]["official"]
     # the training seed labels the run; the protocol's episode seeds are the same for every seed

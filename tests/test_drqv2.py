@@ -267,7 +267,7 @@ def test_train_command_policy_and_evaluation(tmp_path, capsys):
     with pytest.raises(ValueError, match="lacks"):
         pol.act({"pixels": obs["pixels"]})
     with pytest.raises(IncompatibleCheckpoint, match="trained on 'VRB/Hopper-v0'"):
-        load_policy(run / "policy.pt", task="VRB/Walker-v0")
+        load_policy(run / "policy.pt", task="VRB/Walker-v1")
     # the training checkpoint loads as the same policy
     np.testing.assert_array_equal(load_policy(run / "checkpoints" / "latest.pt").act(obs), act)
 

@@ -23,8 +23,8 @@ class ProprioAgent:
 
 
 def test_results_do_not_depend_on_batch_layout():
-    a = evaluate(ProprioAgent(), "VRB/Walker-v0", episodes=5, num_envs=2, env_kwargs=SHORT, progress=False)
-    b = evaluate(ProprioAgent(), "VRB/Walker-v0", episodes=5, num_envs=5, env_kwargs=SHORT, progress=False)
+    a = evaluate(ProprioAgent(), "VRB/Walker-v1", episodes=5, num_envs=2, env_kwargs=SHORT, progress=False)
+    b = evaluate(ProprioAgent(), "VRB/Walker-v1", episodes=5, num_envs=5, env_kwargs=SHORT, progress=False)
     assert [e.seed for e in a.episodes] == [1_000_000 + k for k in range(5)]
     for x, y in zip(a.episodes, b.episodes):
         assert (x.seed, x.length, x.terminated) == (y.seed, y.length, y.terminated)
@@ -53,7 +53,7 @@ def test_bad_agent_output_fails_episodes_not_harness():
                 return np.zeros((1, 2), np.float32)
             return np.zeros((len(obs["proprio"]), 6), np.float32)
 
-    res = evaluate(Bad(), "VRB/Walker-v0", episodes=4, num_envs=2, env_kwargs=SHORT, progress=False)
+    res = evaluate(Bad(), "VRB/Walker-v1", episodes=4, num_envs=2, env_kwargs=SHORT, progress=False)
     assert len(res.episodes) == 4
     failed = [e for e in res.episodes if e.agent_error]
     assert len(failed) == 2
@@ -66,7 +66,7 @@ def test_nan_actions_are_scored_as_failure():
         def act(self, obs):
             return np.full((len(obs["proprio"]), 6), np.nan, np.float32)
 
-    res = evaluate(NaNAgent(), "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT, progress=False)
+    res = evaluate(NaNAgent(), "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT, progress=False)
     assert all("NaN" in e.agent_error for e in res.episodes)
 
 
@@ -97,35 +97,35 @@ def agent_module(tmp_path, monkeypatch):
 
 
 def test_isolated_agent_runs_and_matches_in_process(agent_module):
-    iso = evaluate(f"{agent_module}:Good", "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT,
+    iso = evaluate(f"{agent_module}:Good", "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT,
                    isolate=True, progress=False)
-    local = evaluate(f"{agent_module}:Good", "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT,
+    local = evaluate(f"{agent_module}:Good", "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT,
                      progress=False)
     assert iso.error is None
     assert [e.ret for e in iso.episodes] == [e.ret for e in local.episodes]
 
 
 def test_crashing_agent_cannot_take_the_harness_down(agent_module):
-    res = evaluate(f"{agent_module}:Crash", "VRB/Walker-v0", episodes=3, num_envs=2, env_kwargs=SHORT,
+    res = evaluate(f"{agent_module}:Crash", "VRB/Walker-v1", episodes=3, num_envs=2, env_kwargs=SHORT,
                    isolate=True, progress=False)
     assert res.error and "died" in res.error
     assert all(e.agent_error for e in res.episodes)
 
 
 def test_hanging_agent_times_out(agent_module):
-    res = evaluate(f"{agent_module}:Hang", "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SHORT,
+    res = evaluate(f"{agent_module}:Hang", "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT,
                    isolate=True, act_timeout=3, progress=False)
     assert res.error and "did not answer within 3 s" in res.error
 
 
 def test_unknown_agent_spec():
     with pytest.raises(AgentLoadError, match="no such file"):
-        evaluate("not/a/file.zip", "VRB/Walker-v0", episodes=1, progress=False)
+        evaluate("not/a/file.zip", "VRB/Walker-v1", episodes=1, progress=False)
 
 
 def test_video_written(tmp_path):
     out = tmp_path / "v.mp4"
-    res = evaluate("random", "VRB/Walker-v0", episodes=1, num_envs=1, env_kwargs=SHORT, video=str(out),
+    res = evaluate("random", "VRB/Walker-v1", episodes=1, num_envs=1, env_kwargs=SHORT, video=str(out),
                    progress=False)
     assert res.video == str(out) and out.stat().st_size > 1000
 

@@ -12,7 +12,7 @@ from visual_robo_bench.evaluation import RandomAgent, evaluate
 from visual_robo_bench.evaluation.leaderboard import DEFAULT_CONFIG, Leaderboard, verify
 from visual_robo_bench.evaluation.results import ResultsError, load, make_results, validate, write_json
 
-TASKS = ["VRB/Walker-v0", "VRB/Hopper-v0"]
+TASKS = ["VRB/Walker-v1", "VRB/Hopper-v0"]
 EPISODES = 4
 
 
@@ -42,7 +42,7 @@ def submit_doc(board, doc, tmp_path, name="r.json", **kw):
 def test_results_file_round_trip(random_doc, tmp_path):
     path = write_json(random_doc, tmp_path / "results.json")
     doc = load(path)
-    assert doc["runs"][0]["task_hash"].startswith("VRB/Walker-v0:")
+    assert doc["runs"][0]["task_hash"].startswith("VRB/Walker-v1:")
     assert set(doc["aggregates"]) == set(TASKS)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves no temp file
 
@@ -66,14 +66,14 @@ def test_normalized_scores_use_the_stated_levels_of_the_same_task_version(board,
 
     submit_doc(board, random_doc, tmp_path)
     walker, hopper = (aggregates(random_doc)[t]["return"] for t in TASKS)
-    refs = {"VRB/Walker-v0": {"task_hash": task_hash("VRB/Walker-v0"), "random": walker - 1.0,
+    refs = {"VRB/Walker-v1": {"task_hash": task_hash("VRB/Walker-v1"), "random": walker - 1.0,
                               "reference": walker + 3.0, "reference_source": "references/x.json"},
             "VRB/Hopper-v0": {"task_hash": "VRB/Hopper-v0:0000000000000000", "random": 0.0, "reference": 1.0,
                               "reference_source": "an older task version"}}
     (board.root / "reference_scores.json").write_text(json.dumps({"version": 1, "tasks": refs}))
     board.build()
     md = (board.root / "README.md").read_text()
-    walker_section = md.split("## VRB/Walker-v0")[1]
+    walker_section = md.split("## VRB/Walker-v1")[1]
     assert "| 0.25 |" in walker_section.split("\n## ")[0]  # (R - (R-1)) / ((R+3) - (R-1))
     assert f"reference R_ref = {walker + 3.0:.4g} (`references/x.json`)" in walker_section
     hopper_section = md.split("## VRB/Hopper-v0")[1].split("\n## ")[0]
@@ -85,8 +85,8 @@ def test_normalized_scores_use_the_stated_levels_of_the_same_task_version(board,
 @pytest.mark.parametrize("mutate,message", [
     (lambda d: d.pop("agent"), "'agent' is a required property"),
     (lambda d: d.update(schema_version="0"), "schema_version"),
-    (lambda d: d["runs"][0].update(task_hash="VRB/Walker-v0:deadbeef"), "does not match"),
-    (lambda d: d["aggregates"]["VRB/Walker-v0"].update(success_once=0.9), "episodes give"),
+    (lambda d: d["runs"][0].update(task_hash="VRB/Walker-v1:deadbeef"), "does not match"),
+    (lambda d: d["aggregates"]["VRB/Walker-v1"].update(success_once=0.9), "episodes give"),
     (lambda d: d["runs"][0]["episodes"].pop(), "episodes; the protocol asks"),
     (lambda d: d["runs"].pop(), "at least 2 are required"),
     (lambda d: d["runs"][0]["episodes"][0].update(success_at_end=True, success_once=False), "success_at_end"),
@@ -181,8 +181,8 @@ def test_committed_leaderboards_are_up_to_date(tmp_path):
             f"leaderboards/{name} is stale: run `vrb leaderboard build`")
 
 
-def test_reference_scores_script_takes_an_expert_only_above_the_random_floor(random_doc, tmp_path, monkeypatch):
-    """``scripts/reference_scores.py``: shipped policy first, else the state expert if it beats random, else null."""
+def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_doc, tmp_path, monkeypatch):
+    """``scripts/reference_scores.py``: shipped policy first, else the state expert if it beats the floors, else null."""
     import runpy
     import sys
     from pathlib import Path
@@ -193,10 +193,12 @@ def test_reference_scores_script_takes_an_expert_only_above_the_random_floor(ran
                         agent_name="zero", description="all-zero actions")
     script = str(Path(__file__).resolve().parents[1] / "scripts" / "reference_scores.py")
 
-    def levels(floor, expert):
-        root = tmp_path / floor["agent"]["name"]
+    def levels(floor, expert, zero_floor=None):
+        root = tmp_path / f"{floor['agent']['name']}-{expert['agent']['name']}-{zero_floor is not None}"
         write_json(floor, root / "submissions" / "random.json")
-        write_json(random_doc, root / "references" / "sdpg-walker-v0.json")  # Walker: the "shipped policy"
+        if zero_floor is not None:
+            write_json(zero_floor, root / "submissions" / "zero.json")
+        write_json(random_doc, root / "references" / "sdpg-walker-v1.json")  # Walker: the "shipped policy"
         write_json(expert, root / "references" / "state-ppo-hopper-v0.json")
         monkeypatch.setattr(sys, "argv", ["reference_scores.py", "--leaderboard-dir", str(root)])
         runpy.run_path(script, run_name="__main__")
@@ -208,9 +210,12 @@ def test_reference_scores_script_takes_an_expert_only_above_the_random_floor(ran
     assert r_random > r_zero  # random hops a little; all-zero actions fall flat
     below = levels(random_doc, zero)  # the "expert" (zero) does not beat the floor (random)
     assert below["VRB/Hopper-v0"]["reference"] is None
-    assert "does not beat the random floor" in below["VRB/Hopper-v0"]["reference_source"]
-    assert below["VRB/Walker-v0"]["reference_source"] == "references/sdpg-walker-v0.json"
+    assert "does not beat the floors" in below["VRB/Hopper-v0"]["reference_source"]
+    assert below["VRB/Walker-v1"]["reference_source"] == "references/sdpg-walker-v1.json"
     above = levels(zero, random_doc)  # now the expert beats the floor
     assert above["VRB/Hopper-v0"]["reference"] == pytest.approx(r_random)
     assert above["VRB/Hopper-v0"]["random"] == pytest.approx(r_zero)
     assert above["VRB/Hopper-v0"]["reference_source"] == "references/state-ppo-hopper-v0.json"
+    # ... but not the all-zero floor, which here is as good as the expert: no reference level
+    tie = levels(zero, random_doc, zero_floor=random_doc)
+    assert tie["VRB/Hopper-v0"]["reference"] is None

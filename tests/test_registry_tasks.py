@@ -232,7 +232,7 @@ def test_truncation_and_next_step_autoreset(task_id):
 def test_autoreset_step_refills_only_the_new_episodes_frame_stacks():
     """One render pass serves stepped and reset envs: a reset env's stack holds K copies of its first frame,
     a stepped env's stack drops its oldest frame and gains the new one."""
-    env = make_vec("VRB/Walker-v0", num_envs=3, max_episode_steps=3, image_size=(32, 32))
+    env = make_vec("VRB/Walker-v1", num_envs=3, max_episode_steps=3, image_size=(32, 32))
     obs, _ = env.reset(seed=0)
     zero = np.zeros(env.action_space.shape, np.float32)
     env.step(zero)
@@ -342,8 +342,8 @@ def test_physics_blowup_terminates_only_that_env(task_id):
 
 def test_string_entry_point_without_import():
     code = (
-        "import gymnasium as gym; env = gym.make('visual_robo_bench:VRB/Walker-v0', obs_mode='state');"
-        "env.reset(seed=0); venv = gym.make_vec('visual_robo_bench:VRB/Walker-v0', num_envs=2, obs_mode='state');"
+        "import gymnasium as gym; env = gym.make('visual_robo_bench:VRB/Walker-v1', obs_mode='state');"
+        "env.reset(seed=0); venv = gym.make_vec('visual_robo_bench:VRB/Walker-v1', num_envs=2, obs_mode='state');"
         "venv.reset(seed=0); print('ok')"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -352,7 +352,7 @@ def test_string_entry_point_without_import():
 
 
 def test_unknown_task_lists_close_ids():
-    with pytest.raises(KeyError, match="VRB/Walker-v0"):
+    with pytest.raises(KeyError, match="VRB/Walker-v1"):
         visual_robo_bench.get_task("VRB/Walkr-v0")
     with pytest.raises(KeyError):
         VRBVectorEnv("VRB/Walkr-v0")
@@ -360,11 +360,11 @@ def test_unknown_task_lists_close_ids():
 
 def test_unknown_config_key_is_rejected():
     with pytest.raises(TypeError, match="valid fields"):
-        gym.make_vec("VRB/Walker-v0", num_envs=1, not_a_field=3)
+        gym.make_vec("VRB/Walker-v1", num_envs=1, not_a_field=3)
 
 
 def test_image_options_and_chw_layout():
-    env = gym.make_vec("VRB/Walker-v0", num_envs=2, image_size=(64, 48), frame_stack=2, pixel_layout="CHW")
+    env = gym.make_vec("VRB/Walker-v1", num_envs=2, image_size=(64, 48), frame_stack=2, pixel_layout="CHW")
     obs, _ = env.reset(seed=0)
     assert obs["pixels"].shape == (2, 6, 64, 48)
     env.close()
@@ -372,7 +372,7 @@ def test_image_options_and_chw_layout():
 
 def test_image_orientation_row0_is_top():
     # Walker at spawn seen from the side: sky (black, no skybox) on top, floor at the bottom.
-    env = gym.make_vec("VRB/Walker-v0", num_envs=1)
+    env = gym.make_vec("VRB/Walker-v1", num_envs=1)
     obs, _ = env.reset(seed=0)
     img = obs["pixels"][0, ..., :3].astype(int)
     assert img[:5].sum(axis=-1).mean() < 10, "top rows should be empty sky"
@@ -382,8 +382,8 @@ def test_image_orientation_row0_is_top():
 
 def test_render_worker_processes_match_in_process():
     kw = dict(num_envs=4, autoreset_mode=AutoresetMode.DISABLED)
-    pooled = gym.make_vec("VRB/Walker-v0", render_workers=2, **kw)
-    local = gym.make_vec("VRB/Walker-v0", **kw)
+    pooled = gym.make_vec("VRB/Walker-v1", render_workers=2, **kw)
+    local = gym.make_vec("VRB/Walker-v1", **kw)
     o1, _ = pooled.reset(seed=0)
     o2, _ = local.reset(seed=0)
     for _ in range(3):
@@ -396,3 +396,55 @@ def test_render_worker_processes_match_in_process():
     np.testing.assert_array_equal(o1["proprio"], o2["proprio"])
     pooled.close()
     local.close()
+
+
+DOC_SECTIONS = ("**Description.**", "**Observations.**", "**Actions.**", "**Reward terms.**", "**Success.**",
+                "**Episode end.**", "**Cameras.**", "**Version history.**")
+
+
+def test_task_docstring_follows_the_template(task_id):
+    doc = visual_robo_bench.get_task(task_id).task_cls.__doc__ or ""
+    positions = [doc.find(s) for s in DOC_SECTIONS]
+    assert all(p >= 0 for p in positions), f"{task_id}: missing {[s for s, p in zip(DOC_SECTIONS, positions) if p < 0]}"
+    assert positions == sorted(positions), f"{task_id}: sections out of order"
+    assert f"v{task_id.rsplit('-v', 1)[1]}" in doc.split("**Version history.**")[1]
+
+
+def _collides(m, a, b) -> bool:
+    return bool((m.geom_contype[a] & m.geom_conaffinity[b]) or (m.geom_contype[b] & m.geom_conaffinity[a]))
+
+
+def test_robot_collides_with_the_floor_and_obstacles(task_id):
+    """The floor and the world's obstacles (hurdles) collide with the robot, except in the deprecated v0 of
+    Walker, WalkerHurdle and Ant, whose floor inherited the robot file's ``conaffinity=0``."""
+    entry = visual_robo_bench.get_task(task_id)
+    env = make_vec(task_id, num_envs=1, obs_mode="state")
+    m = env.unwrapped.model
+    env.close()
+    world = [g for g in range(m.ngeom) if m.geom_bodyid[g] == 0 and (m.geom(g).name == "floor"
+                                                                       or m.geom(g).name.startswith("hurdle"))]
+    if not world:
+        pytest.skip("no floor or hurdles in this scene (a table-top task)")
+    robot = [g for g in range(m.ngeom) if m.geom_bodyid[g] != 0]
+    expected = getattr(entry.task_cls, "world_contact", True)
+    for g in world:
+        assert any(_collides(m, g, r) for r in robot) == expected, m.geom(g).name
+    if not expected:
+        assert entry.task_cls.__doc__.startswith("Deprecated")
+        with pytest.warns(Warning, match="out of date"):
+            gym.make(task_id).close()
+
+
+def test_walker_stands_on_the_floor_and_ant_rests_on_its_legs():
+    """Physics check of the v1 fix: zero torques, the robot is held by the floor, not at z < 0."""
+    for task_id, steps in (("VRB/Walker-v1", 40), ("VRB/Ant-v1", 200)):
+        env = make_vec(task_id, num_envs=1, obs_mode="state", autoreset_mode="DISABLED")
+        env.reset(seed=0)
+        for _ in range(steps):
+            *_, term, trunc, _ = env.step(np.zeros(env.action_space.shape, np.float32))
+            assert not (term[0] or trunc[0]), f"{task_id} ended within {steps} steps of zero torques"
+        data = env.unwrapped.sim.data(0)
+        assert data.ncon > 0
+        torso = env.unwrapped.model.body("torso").id
+        assert data.xpos[torso, 2] > 0.25
+        env.close()

@@ -17,7 +17,7 @@ SMALL = {"image_size": (36, 36), "max_episode_steps": 20}
 
 
 def test_adapter_semantics():
-    env = make_sb3_env("VRB/Walker-v0", 3, **SMALL)
+    env = make_sb3_env("VRB/Walker-v1", 3, **SMALL)
     env.seed(5)
     obs = env.reset()
     assert obs["pixels"].shape == (3, 36, 36, 9)
@@ -32,18 +32,18 @@ def test_adapter_semantics():
             assert "TimeLimit.truncated" in infos[i] and "is_success" in infos[i]
             assert infos[i]["episode"]["l"] <= 20
     assert saw_done
-    assert env.get_attr("task_id") == ["VRB/Walker-v0"] * 3
+    assert env.get_attr("task_id") == ["VRB/Walker-v1"] * 3
     env.close()
 
 
 def test_ppo_trains_end_to_end_and_zip_loads(tmp_path):
-    env = VecCheckNan(make_sb3_env("VRB/Walker-v0", 2, **SMALL), raise_exception=True)
+    env = VecCheckNan(make_sb3_env("VRB/Walker-v1", 2, **SMALL), raise_exception=True)
     model = sb3.PPO("MultiInputPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.learn(64)
     path = tmp_path / "ppo.zip"
     model.save(path)
     env.close()
-    res = evaluate(str(path), "VRB/Walker-v0", episodes=2, num_envs=2, env_kwargs=SMALL, progress=False)
+    res = evaluate(str(path), "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SMALL, progress=False)
     assert res.error is None and len(res.episodes) == 2
     with pytest.raises(AgentLoadError, match="trained on observation space"):
         load_agent(str(path), AgentContext.for_task("VRB/Hopper-v0", {"image_size": (36, 36)}))
@@ -61,7 +61,7 @@ class TinyPolicy(torch.nn.Module):
 
 def test_torchscript_and_onnx_exports_match(tmp_path):
     pytest.importorskip("onnxruntime")
-    ctx = AgentContext.for_task("VRB/Walker-v0", {"image_size": (36, 36)})
+    ctx = AgentContext.for_task("VRB/Walker-v1", {"image_size": (36, 36)})
     torch.manual_seed(0)
     policy = TinyPolicy(12, 6).eval()
     ts_path = tmp_path / "policy.ts"
@@ -79,7 +79,7 @@ def test_torchscript_and_onnx_exports_match(tmp_path):
     for path in (ts_path, onnx_path):
         agent = load_agent(str(path), ctx)
         np.testing.assert_allclose(agent.act(obs), ref, atol=1e-5)
-    res = evaluate(str(ts_path), "VRB/Walker-v0", episodes=1, num_envs=1, env_kwargs=SMALL, progress=False)
+    res = evaluate(str(ts_path), "VRB/Walker-v1", episodes=1, num_envs=1, env_kwargs=SMALL, progress=False)
     assert res.error is None
 
 
@@ -93,4 +93,4 @@ def test_onnx_for_another_observation_space(tmp_path):
     path = tmp_path / "other.onnx"
     torch.onnx.export(Other(), (torch.zeros(1, 6),), str(path), input_names=["state"], dynamo=False)
     with pytest.raises(AgentLoadError, match="expects inputs"):
-        load_agent(str(path), AgentContext.for_task("VRB/Walker-v0"))
+        load_agent(str(path), AgentContext.for_task("VRB/Walker-v1"))

@@ -220,7 +220,7 @@ def test_checkpoint_round_trip_continues_exactly(tmp_path):
             b.close()
         # a checkpoint of another task or of another format version is refused with a clear error
         with pytest.raises(IncompatibleCheckpoint, match="trained on 'VRB/Hopper-v0'"):
-            SDPG.from_checkpoint(tmp_path / "ck.pt", task="VRB/Walker-v0")
+            SDPG.from_checkpoint(tmp_path / "ck.pt", task="VRB/Walker-v1")
         data = torch.load(tmp_path / "ck.pt", weights_only=False)
         data["format_version"] = FORMAT_VERSION + 1
         torch.save(data, tmp_path / "future.pt")
@@ -250,7 +250,7 @@ def test_exported_policy_is_deterministic_tanh_mean(tmp_path):
         with pytest.raises(ValueError, match="pixels must be"):
             pol.act({"pixels": np.zeros((1, 9, 16, 16), np.uint8)})
         with pytest.raises(IncompatibleCheckpoint, match="trained on"):
-            load_policy(tmp_path / "policy.pt", task="VRB/Walker-v0")
+            load_policy(tmp_path / "policy.pt", task="VRB/Walker-v1")
     finally:
         a.close()
 
@@ -314,7 +314,7 @@ def test_train_command_outputs_and_bad_input(tmp_path, capsys):
         (["train", "--task", TASK, "--set", "horizn=3", "--run-dir", str(tmp_path / "y")],
          "unknown config key 'horizn'"),
         (["train", "--task", TASK, "--set", "horizon", "--run-dir", str(tmp_path / "y")], "key=value"),
-        (["train", "--task", "VRB/Walker-v0", "--resume", "--run-dir", str(run)], "trained on 'VRB/Hopper-v0'"),
+        (["train", "--task", "VRB/Walker-v1", "--resume", "--run-dir", str(run)], "trained on 'VRB/Hopper-v0'"),
         (["train", "--resume", "--run-dir", str(run), "--set", "horizon=8"], "cannot change ['horizon']"),
         (["train", "--resume", "--run-dir", str(tmp_path / "none")], "does not exist"),
     ):

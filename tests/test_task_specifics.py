@@ -20,7 +20,7 @@ def test_hopper_keeps_armature_and_damping():
     env.close()
 
 
-@pytest.mark.parametrize("task_id,limit", [("VRB/Ant-v0", 150.0)])
+@pytest.mark.parametrize("task_id,limit", [("VRB/Ant-v1", 150.0)])
 def test_symmetric_torque_limits(task_id, limit):
     forces = []
     for sign in (1.0, -1.0):
@@ -35,7 +35,7 @@ def test_symmetric_torque_limits(task_id, limit):
     np.testing.assert_allclose(np.abs(forces[0]), limit)
 
 
-@pytest.mark.parametrize("task_id", ["VRB/Ant-v0", "VRB/Humanoid-v0"])
+@pytest.mark.parametrize("task_id", ["VRB/Ant-v1", "VRB/Humanoid-v0"])
 def test_up_uses_body_z_axis(task_id):
     env = gym.make_vec(task_id, num_envs=2, obs_mode="state")
     env.reset(seed=0)
@@ -50,9 +50,9 @@ def test_up_uses_body_z_axis(task_id):
 
 
 def test_walker_hurdles_are_sane_and_ground_everywhere():
-    cfg = visual_robo_bench.get_task("VRB/WalkerHurdle-v0").config
+    cfg = visual_robo_bench.get_task("VRB/WalkerHurdle-v1").config
     assert cfg.hurdle_heights.max() <= 0.35
-    env = gym.make_vec("VRB/WalkerHurdle-v0", num_envs=1, obs_mode="state")
+    env = gym.make_vec("VRB/WalkerHurdle-v1", num_envs=1, obs_mode="state")
     m = env.unwrapped.model
     floor = m.geom("floor")
     assert m.geom_size[floor.id][0] >= 20 and m.geom_size[floor.id][1] >= 5
@@ -60,7 +60,7 @@ def test_walker_hurdles_are_sane_and_ground_everywhere():
 
 
 def test_walker_hurdle_height_scan_sees_hurdles():
-    env = gym.make_vec("VRB/WalkerHurdle-v0", num_envs=1, obs_mode="state")
+    env = gym.make_vec("VRB/WalkerHurdle-v1", num_envs=1, obs_mode="state")
     obs, _ = env.reset(seed=0)
     scan = obs["height_scan"][0]
     cfg = env.unwrapped.cfg
@@ -71,7 +71,7 @@ def test_walker_hurdle_height_scan_sees_hurdles():
 
 
 def test_ego_camera_rotates_with_torso():
-    env = gym.make_vec("VRB/WalkerHurdle-v0", num_envs=2, autoreset_mode="DISABLED")
+    env = gym.make_vec("VRB/WalkerHurdle-v1", num_envs=2, autoreset_mode="DISABLED")
     obs, _ = env.reset(seed=0)
     venv = env.unwrapped
     st = venv.get_state([0, 0])
@@ -88,7 +88,7 @@ def test_ego_camera_rotates_with_torso():
 
 
 def test_success_predicate_fires_past_goal():
-    env = gym.make_vec("VRB/Walker-v0", num_envs=2, obs_mode="state", autoreset_mode="DISABLED")
+    env = gym.make_vec("VRB/Walker-v1", num_envs=2, obs_mode="state", autoreset_mode="DISABLED")
     env.reset(seed=0)
     venv = env.unwrapped
     st = venv.get_state()
@@ -101,7 +101,7 @@ def test_success_predicate_fires_past_goal():
 
 
 def test_seeds_give_different_episodes():
-    env = gym.make_vec("VRB/Walker-v0", num_envs=2, obs_mode="state")
+    env = gym.make_vec("VRB/Walker-v1", num_envs=2, obs_mode="state")
     obs, _ = env.reset(seed=0)
     assert not np.array_equal(obs["privileged"][0], obs["privileged"][1])
     env.close()
@@ -116,7 +116,7 @@ def test_mujoco_state_spec_is_integration():
 def test_per_env_model_parameters_change_dynamics():
     from visual_robo_bench.core.sim import BatchSim
 
-    env = gym.make_vec("VRB/Walker-v0", num_envs=2, obs_mode="state", autoreset_mode="DISABLED")
+    env = gym.make_vec("VRB/Walker-v1", num_envs=2, obs_mode="state", autoreset_mode="DISABLED")
     env.reset(seed=0)
     venv = env.unwrapped
     venv.set_state(venv.get_state([0, 0]), [0, 1])

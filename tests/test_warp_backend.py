@@ -34,7 +34,7 @@ from visual_robo_bench.core.config import RenderProfile  # noqa: E402
 from visual_robo_bench.envs import VRBVectorEnv  # noqa: E402
 from visual_robo_bench.render.tiled import TiledRenderer, View  # noqa: E402
 
-WALKER, CUBE = "VRB/Walker-v0", "VRB/ShadowCube-v0"
+WALKER, CUBE = "VRB/Walker-v1", "VRB/ShadowCube-v0"
 SMALL = dict(image_size=(36, 36))
 N = 4
 

@@ -5,8 +5,8 @@
     import gymnasium as gym
     import visual_robo_bench
 
-    env = gym.make("VRB/Walker-v0")
-    envs = gym.make_vec("VRB/Walker-v0", num_envs=64)
+    env = gym.make("VRB/Walker-v1")
+    envs = gym.make_vec("VRB/Walker-v1", num_envs=64)
 
 Importing is cheap: MuJoCo models are built only when an env is created.
 """

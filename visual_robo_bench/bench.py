@@ -222,7 +222,7 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
     """Measure env steps/s and frames/s of ``task_id`` and its ceilings and peers.
 
     Args:
-        task_id: Registered task id, e.g. ``"VRB/Walker-v0"``.
+        task_id: Registered task id, e.g. ``"VRB/Walker-v1"``.
         num_envs: Number of envs N of the batched stages (peers run one env).
         seconds: Minimum measured duration of each stage (after 2 warm-ups).
         image_size: Policy image size (an int for square images, or ``(H, W)``);

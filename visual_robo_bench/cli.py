@@ -3,11 +3,11 @@
 Examples::
 
     vrb list
-    vrb info VRB/Walker-v0
-    vrb render VRB/Walker-v0 --out walker.mp4 --steps 200
-    vrb bench VRB/Walker-v0 --num-envs 64
+    vrb info VRB/Walker-v1
+    vrb render VRB/Walker-v1 --out walker.mp4 --steps 200
+    vrb bench VRB/Walker-v1 --num-envs 64
     vrb doctor
-    vrb train --agent sdpg --task VRB/Walker-v0 --set num_nominal=4
+    vrb train --agent sdpg --task VRB/Walker-v1 --set num_nominal=4
 """
 
 from __future__ import annotations
@@ -376,11 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="documentation, config and config hash of a task")
-    p.add_argument("task", help="task id, e.g. VRB/Walker-v0")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v1")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("render", help="roll out a policy and save a .png, .mp4 or .gif")
-    p.add_argument("task", help="task id, e.g. VRB/Walker-v0")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v1")
     p.add_argument("--out", required=True, help="output file: .png (contact sheet), .mp4 or .gif")
     p.add_argument("--steps", type=int, default=100, help="env steps to roll out (default 100)")
     p.add_argument("--seed", type=int, default=0, help="reset seed (default 0)")
@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("bench", help="throughput vs ceilings and dm_control / gymnasium peers")
-    p.add_argument("task", help="task id, e.g. VRB/Walker-v0")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v1")
     p.add_argument("--num-envs", type=int, default=64, help="batched envs N (default 64)")
     p.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per stage (default 3)")
     p.add_argument("--image-size", type=int, default=None, help="square policy image size (default: the task's)")
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a reference agent (logs, checkpoints, --resume, policy.pt)")
     p.add_argument("--agent", default="sdpg",
                    help="agent: sdpg (reference, default), ppo, sac (stable-baselines3), random, zero (floors)")
-    p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v0 (required unless --resume)")
+    p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v1 (required unless --resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of the agent's config (repeatable), e.g. --set num_nominal=4 "
                         "--set horizon=16 (sdpg) or --set num_envs=8 (ppo, sac, random, zero)")

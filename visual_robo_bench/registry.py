@@ -58,7 +58,7 @@ def register_task(task_id: str, config: "TaskConfig | None" = None) -> Callable[
         ValueError: When the id is not versioned or already registered.
     """
     if "-v" not in task_id.rsplit("/", 1)[-1]:
-        raise ValueError(f"task id {task_id!r} must be versioned, e.g. 'VRB/Walker-v0'")
+        raise ValueError(f"task id {task_id!r} must be versioned, e.g. 'VRB/Walker-v1'")
 
     def decorator(task_cls: T) -> T:
         if task_id in _TASKS:

@@ -33,7 +33,7 @@ IncompatibleCheckpoint = _sb3.IncompatibleCheckpoint
 class FloorConfig:
     """Settings of a floor run (``seed`` also seeds the random policy's own generator)."""
 
-    task: str = "VRB/Walker-v0"
+    task: str = "VRB/Walker-v1"
     num_envs: int = 16
     steps_per_epoch: int = 2048  # env steps per epoch (a multiple of num_envs)
     max_episode_steps: int | None = None

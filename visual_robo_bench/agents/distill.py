@@ -2,7 +2,7 @@
 
 Read top to bottom:
 
-1. ``DistillConfig``: frozen, typed hyperparameters (defaults sized for VRB/Walker-v0 on a 2-core CPU).
+1. ``DistillConfig``: frozen, typed hyperparameters (defaults sized for VRB/Walker-v1 on a 2-core CPU).
 2. Networks: the pixel ``Student`` (DrQ-v2 conv trunk on the frame stack + an MLP on ``proprio``; it
    never sees privileged state) and ``DaggerDataset``, the bounded store of labelled samples.
 3. ``Distill``: the learner. Epochs ``1..teacher_epochs`` are **phase 1**: stable-baselines3 PPO
@@ -94,7 +94,7 @@ TEACHER_STAT_KEYS = ("loss", "policy_gradient_loss", "value_loss", "entropy_loss
 # =============================================================================================
 @dataclass(frozen=True)
 class DistillConfig:
-    """Every hyperparameter of a distillation run (defaults: VRB/Walker-v0 on a 2-core CPU).
+    """Every hyperparameter of a distillation run (defaults: VRB/Walker-v1 on a 2-core CPU).
 
     Measured on the project's 2-core machine (84x84) while other jobs shared it: a 32,768-step
     teacher epoch took 20-45 s (Hopper), so the 30 teacher epochs (~1M steps) take 10-20 minutes of
@@ -102,7 +102,7 @@ class DistillConfig:
     one torch thread on an idle machine), which leaves room for ~100 DAgger epochs.
     """
 
-    task: str = "VRB/Walker-v0"
+    task: str = "VRB/Walker-v1"
     # --- phase 1: PPO teacher on privileged state (SB3 defaults except rollout size and log-std)
     teacher_epochs: int = 30
     teacher_num_envs: int = 16  # state-only envs (never rendered)

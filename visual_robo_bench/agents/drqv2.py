@@ -39,11 +39,11 @@ episode bootstraps from its real last observation. Bytes per row::
 
     C*H*W (pixels) + 4*P (proprio) + 4*A (action) + 4 (reward) + 3 (flags) + 8 (next index)
 
-VRB/Walker-v0 (84x84, 3 RGB frames: C=9, P=12, A=6): 63,504 + 48 + 24 + 4 + 3 + 8 = 63,591 bytes per row,
+VRB/Walker-v1 (84x84, 3 RGB frames: C=9, P=12, A=6): 63,504 + 48 + 24 + 4 + 3 + 8 = 63,591 bytes per row,
 so the default 50,000 rows take 3.2 GB (about one extra row per episode for its final observation).
 Checkpoints hold the filled rows too (about the same size on disk).
 
-Speed (the project's shared 2-core CPU, load ~3, defaults on VRB/Walker-v0 at 84x84): one update
+Speed (the project's shared 2-core CPU, load ~3, defaults on VRB/Walker-v1 at 84x84): one update
 (batch 128) takes about 1.0 s, almost all of it the conv encoder forward and backward; the 8 envs
 step and render in ~5 ms, so training runs at 7-8 env steps/s: about 3.5k updates and 27k env
 steps per hour (the paper trains for 1M+ frames on a GPU). A learning check (20 min, seed 0,
@@ -97,7 +97,7 @@ class DrQv2Config:
     paper: one GPU, hidden 1024, batch 256, an update every 2 env steps, a 1M-transition buffer).
     """
 
-    task: str = "VRB/Walker-v0"
+    task: str = "VRB/Walker-v1"
     # --- env
     num_envs: int = 8  # rendered envs stepped together (one native batched env)
     image_size: tuple[int, ...] | None = None  # None: the task's (anything else is off-leaderboard)

@@ -26,7 +26,7 @@ RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads", "max_epo
 class PPOConfig:
     """Hyperparameters of a PPO run (SB3 defaults except the CPU-sized rollout and network)."""
 
-    task: str = "VRB/Walker-v0"
+    task: str = "VRB/Walker-v1"
     num_envs: int = 16  # rendered envs stepped together (one native batched env)
     steps_per_epoch: int = 2048  # env steps per epoch (a multiple of n_steps * num_envs)
     n_steps: int = 32  # per env and rollout

@@ -29,7 +29,7 @@ RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads", "max_epo
 class SACConfig:
     """Hyperparameters of a SAC run (SB3 defaults except the buffer, batch and update ratio)."""
 
-    task: str = "VRB/Walker-v0"
+    task: str = "VRB/Walker-v1"
     num_envs: int = 16
     steps_per_epoch: int = 2048  # env steps per epoch (a multiple of num_envs)
     buffer_size: int = 10_000  # transitions; pixels: ~127 KB each at 84x84x9 (obs + next_obs)

@@ -52,7 +52,7 @@ class SDPGConfig:
     ``horizon`` (T) steps per epoch; N = B*(M+1) physics envs.
     """
 
-    task: str = "VRB/Walker-v0"
+    task: str = "VRB/Walker-v1"
     # --- layout (§2.1); upstream B=64, M=63. CPU: cut B (rendering + conv update) harder than M (§8.1)
     num_nominal: int = 8
     num_perturbations: int = 31
@@ -153,19 +153,22 @@ class SDPGConfig:
 _HOPPER_WALKER = SDPGConfig()
 PRESETS: dict[str, SDPGConfig] = {
     "VRB/Hopper-v0": dataclasses.replace(_HOPPER_WALKER, task="VRB/Hopper-v0"),
-    "VRB/Walker-v0": dataclasses.replace(_HOPPER_WALKER, task="VRB/Walker-v0"),
-    "VRB/Ant-v0": dataclasses.replace(
-        _HOPPER_WALKER, task="VRB/Ant-v0", encoder_dim=256, actor_hidden=(256, 64, 32), entropy="none",
+    "VRB/Walker-v1": dataclasses.replace(_HOPPER_WALKER, task="VRB/Walker-v1"),
+    "VRB/Ant-v1": dataclasses.replace(
+        _HOPPER_WALKER, task="VRB/Ant-v1", encoder_dim=256, actor_hidden=(256, 64, 32), entropy="none",
         critic_lr=2e-3, critic_lr_schedule="linear", target_critic_alpha=0.2),
     "VRB/Humanoid-v0": dataclasses.replace(
         _HOPPER_WALKER, task="VRB/Humanoid-v0", encoder_dim=256, actor_hidden=(256, 128),
         critic_hidden=(128, 128), entropy="fixed", log_std_min=-2.2, log_std_max=0.0, critic_lr=5e-4,
         critic_lr_schedule="linear", target_critic_alpha=0.2, max_epochs=4000),
-    "VRB/WalkerHurdle-v0": dataclasses.replace(
-        _HOPPER_WALKER, task="VRB/WalkerHurdle-v0", use_proprio=True, proprio_hidden=(256,), encoder_dim=256,
+    "VRB/WalkerHurdle-v1": dataclasses.replace(
+        _HOPPER_WALKER, task="VRB/WalkerHurdle-v1", use_proprio=True, proprio_hidden=(256,), encoder_dim=256,
         actor_hidden=(256, 128), actor_lr=1e-3, entropy="none", critic_hidden=(128,),
         critic_privileged_hidden=(256,), critic_height_scan_hidden=(128, 256)),
 }
+# the deprecated v0 of the tasks whose robots fell through the floor keep their presets
+PRESETS.update({f"{k[:-3]}-v0": dataclasses.replace(v, task=f"{k[:-3]}-v0")
+                for k, v in list(PRESETS.items()) if k.endswith("-v1")})
 
 
 def make_config(task: str, overrides: dict[str, Any] | None = None) -> SDPGConfig:

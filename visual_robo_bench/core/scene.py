@@ -69,8 +69,15 @@ def add_floor(
     checker: float = 1.0,
     rgb1: tuple[float, float, float] = (0.25, 0.35, 0.45),
     rgb2: tuple[float, float, float] = (0.45, 0.55, 0.65),
+    contact: bool = True,
 ) -> None:
     """A finite plane at z=0 with a checker texture (squares of ``checker`` m).
+
+    ``contact=True`` sets the plane's ``contype`` and ``conaffinity`` to 1 explicitly, so that a
+    robot file's default geom class cannot switch its contacts off (dm_control's ``walker.xml`` and
+    Gymnasium's ``ant.xml`` default every geom to ``conaffinity=0`` and give only their own floor
+    ``conaffinity=1``). ``contact=False`` keeps the inherited defaults: only the deprecated v0 of
+    Walker, WalkerHurdle and Ant, whose robots fall through their floor, pass it.
 
     The render grid (the plane's third size) is a quarter of the larger half
     size: MuJoCo draws planes as a grid of quads, and a fine grid was measured as
@@ -90,7 +97,7 @@ def add_floor(
         mat = spec.add_material(name=FLOOR_MATERIAL, texrepeat=[0.5 / checker, 0.5 / checker], reflectance=0.0)
         mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "vrb_checker"
         mat.texuniform = True
-    spec.worldbody.add_geom(
+    floor = spec.worldbody.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
         size=[half_size[0], half_size[1], max(half_size) / 4.0],
@@ -100,6 +107,8 @@ def add_floor(
         condim=3,
         group=0,
     )
+    if contact:
+        floor.contype, floor.conaffinity = 1, 1
 
 
 def add_standard_light(spec: mujoco.MjSpec, profile: RenderProfile) -> None:

@@ -74,7 +74,7 @@ class VRBVectorEnv(VectorEnv):
     """N environments of one task, batched natively.
 
     Args:
-        task_id: Registered task id, e.g. ``"VRB/Walker-v0"``.
+        task_id: Registered task id, e.g. ``"VRB/Walker-v1"``.
         num_envs: Number of environments N.
         max_episode_steps: Episode length (default: the task's).
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default) or ``DISABLED``.

@@ -6,7 +6,7 @@ Evaluation sweeps
 standard protocol (:func:`~visual_robo_bench.evaluation.harness.evaluate`). A cell's seed is the
 training seed the agent stands for (the results file's ``training_seed``); the evaluation episodes
 of every cell use the protocol's fixed seeds (episode k: ``seed_base + k``). An agent spec may hold
-the placeholders ``{seed}`` and ``{task}`` (the task id after its last ``/``, e.g. ``Walker-v0``) to
+the placeholders ``{seed}`` and ``{task}`` (the task id after its last ``/``, e.g. ``Walker-v1``) to
 name one policy file per training seed and task, e.g. ``"policies/sdpg-{task}-s{seed}.pt"``.
 
 One function, :func:`run_cell`, evaluates a cell; it runs in this process when ``address`` is
@@ -63,7 +63,7 @@ Example::
 
     from visual_robo_bench.evaluation.distributed import evaluate_sweep
 
-    doc = evaluate_sweep(["random", "zero"], ["VRB/Walker-v0", "VRB/Hopper-v0"], seeds=[0, 1],
+    doc = evaluate_sweep(["random", "zero"], ["VRB/Walker-v1", "VRB/Hopper-v0"], seeds=[0, 1],
                          address="auto", out="sweep.json")
 """
 

@@ -33,8 +33,8 @@ from .results import ResultsError, aggregates, check_aggregates, load, task_hash
 
 DEFAULT_CONFIG = {
     "version": 1,
-    "tracks": {"visual": ["VRB/Hopper-v0", "VRB/Walker-v0", "VRB/Ant-v0", "VRB/Humanoid-v0",
-                          "VRB/WalkerHurdle-v0"]},
+    "tracks": {"visual": ["VRB/Hopper-v0", "VRB/Walker-v1", "VRB/Ant-v1", "VRB/Humanoid-v0",
+                          "VRB/WalkerHurdle-v1"]},
     "episodes": 50,
     "seed_base": 1_000_000,
     "min_seeds": 3,
@@ -244,6 +244,18 @@ def _fmt_budget(r: dict[str, Any]) -> str:
     return ", ".join(parts) or "untrained"
 
 
+def task_title(task: str) -> str:
+    """The task id, marked when that version is deprecated (its docstring says why)."""
+    from ..registry import get_task
+
+    try:
+        doc = get_task(task).task_cls.__doc__ or ""
+    except KeyError:
+        return f"{task} (no longer registered)"
+    return f"{task} (deprecated: {doc.split(';')[0].removeprefix('Deprecated: ')})" if doc.startswith("Deprecated") \
+        else task
+
+
 def levels_text(level: dict[str, Any] | None) -> str:
     """One sentence stating a task's normalisation levels and where R_ref comes from."""
     if not level or level.get("random") is None:
@@ -273,7 +285,7 @@ def _markdown(tables, cfg) -> str:
             lines.append("| - | no entry covers every task of this track | | | |")
         lines.append("")
     for task, rows in sorted(tables["per_task"].items()):
-        lines += [f"## {task}", "", levels_text(tables["levels"].get(task)), "",
+        lines += [f"## {task_title(task)}", "", levels_text(tables["levels"].get(task)), "",
                   "| # | entry | tier | seeds | success_once | success_at_end | return (95% CI) | "
                   "normalized | budget |", "|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
@@ -379,7 +391,7 @@ def _html(tables, plots, cfg) -> str:
         curve_html = f"<img class='plot' src='plots/{curve}' alt='{html.escape(task)} learning curves'>" \
             if curve in plots else ""
         levels = html.escape(levels_text(tables["levels"].get(task)).replace("`", ""))
-        md_rows.append(f"<section class='task' id='{html.escape(task)}'><h2>{html.escape(task)}</h2>"
+        md_rows.append(f"<section class='task' id='{html.escape(task)}'><h2>{html.escape(task_title(task))}</h2>"
                        f"<p class='levels'>{levels}</p><table>"
                        "<tr><th>#</th><th>entry</th><th>tier</th><th>seeds</th><th>success_once</th>"
                        "<th>success_at_end</th><th>return (95% CI)</th><th>normalized</th><th>budget</th></tr>"

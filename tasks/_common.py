@@ -180,6 +180,7 @@ class HurdleRow:
         return (x[:, None] > self.hurdle_x[None] + self.hurdle_thickness / 2).sum(axis=1).astype(np.float64)
 
 
-def deprecated_doc(doc: str | None, replacement: str, reason: str) -> str:
-    """The docstring of a deprecated task version: a one-line warning, then the current version's text."""
-    return f"Deprecated: {reason}; use {replacement}.\n\n    " + (doc or "").strip() + "\n    "
+def deprecated_doc(doc: str | None, replacement: str, summary: str, reason: str) -> str:
+    """The docstring of a deprecated task version: a one-line warning (``vrb list``), the reason, then
+    the current version's text."""
+    return f"Deprecated: {summary}; use {replacement}.\n\n    {reason}.\n\n    " + (doc or "").strip() + "\n    "

@@ -228,8 +228,9 @@ class Hopper(PlanarTask):
         return (h < -0.45) | (h > 15.0) | (np.abs(sim.qvel[env_ids]) > 100.0).any(axis=1)
 
 
-#: Why the v0 of Walker, WalkerHurdle and Ant is deprecated.
-NO_FLOOR_CONTACT = ("in v0 the floor{extra} inherited the robot file's default geom class (contype 1, conaffinity 0), "
+#: Why the v0 of Walker, WalkerHurdle and Ant is deprecated (short, then in full).
+FELL_THROUGH = "the robot falls through the floor"
+NO_FLOOR_CONTACT = ("In v0 the floor{extra} inherited the robot file's default geom class (contype 1, conaffinity 0), "
                     "so nothing collided with {it} and the robot fell through the floor")
 
 
@@ -307,7 +308,8 @@ class Walker(WalkerBase):
 
 @register_task("VRB/Walker-v0")
 class WalkerV0(Walker):
-    __doc__ = deprecated_doc(Walker.__doc__, "VRB/Walker-v1", NO_FLOOR_CONTACT.format(extra="", it="it"))
+    __doc__ = deprecated_doc(Walker.__doc__, "VRB/Walker-v1", FELL_THROUGH,
+                             NO_FLOOR_CONTACT.format(extra="", it="it"))
     world_contact = False
 
 
@@ -412,7 +414,7 @@ class WalkerHurdle(WalkerBase):
 
 @register_task("VRB/WalkerHurdle-v0")
 class WalkerHurdleV0(WalkerHurdle):
-    __doc__ = deprecated_doc(WalkerHurdle.__doc__, "VRB/WalkerHurdle-v1",
+    __doc__ = deprecated_doc(WalkerHurdle.__doc__, "VRB/WalkerHurdle-v1", FELL_THROUGH,
                              NO_FLOOR_CONTACT.format(extra=" and the hurdles", it="them"))
     world_contact = False
 
@@ -549,7 +551,7 @@ class Ant(FreeBaseTask):
 
 @register_task("VRB/Ant-v0")
 class AntV0(Ant):
-    __doc__ = deprecated_doc(Ant.__doc__, "VRB/Ant-v1", NO_FLOOR_CONTACT.format(extra="", it="it"))
+    __doc__ = deprecated_doc(Ant.__doc__, "VRB/Ant-v1", FELL_THROUGH, NO_FLOOR_CONTACT.format(extra="", it="it"))
     world_contact = False
 
 

@@ -252,8 +252,7 @@ def task_title(task: str) -> str:
         doc = get_task(task).task_cls.__doc__ or ""
     except KeyError:
         return f"{task} (no longer registered)"
-    return f"{task} (deprecated: {doc.split(';')[0].removeprefix('Deprecated: ')})" if doc.startswith("Deprecated") \
-        else task
+    return f"{task} ({doc.splitlines()[0].rstrip('.')})" if doc.startswith("Deprecated") else task
 
 
 def levels_text(level: dict[str, Any] | None) -> str:

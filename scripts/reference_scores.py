@@ -41,7 +41,7 @@ def main() -> None:
     zero_agg = aggregates(subs["zero"]) if "zero" in subs else {}
     tasks = {}
     for task, agg in sorted(random_agg.items()):
-        ref, source = None, "none yet"
+        ref, source = None, "no shipped policy or expert yet"
         expert = board.root / "references" / f"state-ppo-{task.split('/')[-1].lower()}.json"
         if task in REFERENCE_RESULTS:
             source = REFERENCE_RESULTS[task]
@@ -53,7 +53,7 @@ def main() -> None:
             if value > floor:
                 ref = value
             else:
-                source += f" (the expert's {value:.4g} does not beat the floors, best {floor:.4g}: no reference level)"
+                source += f": the expert's {value:.4g} does not beat the floors (best {floor:.4g})"
         tasks[task] = {"task_hash": task_hash(task), "random": agg["return"], "reference": ref,
                        "reference_source": source}
     write_json({"version": 1, "tasks": tasks}, board.root / "reference_scores.json")

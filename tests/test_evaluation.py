@@ -153,18 +153,18 @@ def test_shipped_policy_runs_the_main_job(tmp_path):
 
     from visual_robo_bench.cli import main
 
-    policy = Path(__file__).resolve().parents[1] / "policies" / "sdpg-walker-v0.pt"
+    policy = Path(__file__).resolve().parents[1] / "policies" / "sdpg-walker-v1.pt"
     out, video = tmp_path / "r.json", tmp_path / "v.mp4"
-    code = main(["evaluate", "--agent", str(policy), "--task", "VRB/Walker-v0", "--episodes", "4",
+    code = main(["evaluate", "--agent", str(policy), "--task", "VRB/Walker-v1", "--episodes", "4",
                  "--out", str(out), "--video", str(video)])
     assert code == 0 and out.exists() and video.stat().st_size > 1000
     from visual_robo_bench.evaluation.results import load
 
     doc = load(out)
-    assert doc["runs"][0]["env_id"] == "VRB/Walker-v0" and len(doc["runs"][0]["episodes"]) == 4
+    assert doc["runs"][0]["env_id"] == "VRB/Walker-v1" and len(doc["runs"][0]["episodes"]) == 4
     # the shipped policy is deterministic and better than doing nothing on these seeds
-    zero = evaluate("zero", "VRB/Walker-v0", episodes=4, progress=False).summary()["return"]
-    assert doc["aggregates"]["VRB/Walker-v0"]["return"] > zero
+    zero = evaluate("zero", "VRB/Walker-v1", episodes=4, progress=False).summary()["return"]
+    assert doc["aggregates"]["VRB/Walker-v1"]["return"] > zero
 
 
 def test_renderer_info_after_an_evaluation_closed_its_renderers():

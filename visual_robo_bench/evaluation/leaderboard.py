@@ -262,7 +262,7 @@ def levels_text(level: dict[str, Any] | None) -> str:
     text = f"Levels: random floor R_random = {level['random']:.4g}; "
     source = level.get("reference_source") or "none"
     if level.get("reference") is None:
-        return text + f"no reference level yet ({source})."
+        return text + f"no reference level yet: {source}."
     return text + f"reference R_ref = {level['reference']:.4g} (`{source}`)."
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_robo_bench.evaluation.leaderboard import Leaderboard
+from visual_robo_bench.evaluation.leaderboard import Leaderboard, expert_reference_file
 from visual_robo_bench.evaluation.results import aggregates, load, task_hash, write_json
 
 #: Shipped reference policies: task -> results file (standard protocol) whose mean return is the reference.
@@ -42,7 +42,7 @@ def main() -> None:
     tasks = {}
     for task, agg in sorted(random_agg.items()):
         ref, source = None, "no shipped policy or expert yet"
-        expert = board.root / "references" / f"state-ppo-{task.split('/')[-1].lower()}.json"
+        expert = board.root / expert_reference_file(task)
         if task in REFERENCE_RESULTS:
             source = REFERENCE_RESULTS[task]
             ref = aggregates(load(board.root / source))[task]["return"]

@@ -22,6 +22,7 @@ from visual_robo_bench.agents.distill import (  # noqa: E402
     DaggerDataset,
     Distill,
     IncompatibleCheckpoint,
+    TeacherPolicy,
     beta_schedule,
     load_file,
     load_policy,
@@ -153,6 +154,9 @@ def test_teacher_sees_state_only_and_labels_are_its_deterministic_actions(tmp_pa
         teacher = PPO.load(tmp_path / "teacher.zip", device="cpu")
         with open(tmp_path / "teacher_vecnormalize.pkl", "rb") as f:
             vecnorm = pickle.load(f)
+        exported = TeacherPolicy(tmp_path)
+        with pytest.raises(ValueError, match="obs_mode='state'"):
+            exported.act({"pixels": ag.obs["pixels"]})  # a pixel env's observations: no privileged state
         N = ag.cfg.student_num_envs
         for beta in (0.0, 1.0, 0.5, 0.5):
             snap = {k: v.copy() for k, v in ag.obs.items()}
@@ -162,6 +166,8 @@ def test_teacher_sees_state_only_and_labels_are_its_deterministic_actions(tmp_pa
             rows = (pos + np.arange(N)) % ag.dataset.capacity
             label, _ = teacher.predict(vecnorm.normalize_obs({"privileged": snap["privileged"]}), deterministic=True)
             np.testing.assert_allclose(ag.dataset.actions[rows], np.clip(label, -1, 1), rtol=0, atol=1e-6)
+            # the exported teacher as a harness agent gives the same actions (the reference experts use it)
+            np.testing.assert_array_equal(exported.act(snap), ag.dataset.actions[rows])
             np.testing.assert_array_equal(ag.dataset.pixels[rows], snap["pixels"])
             np.testing.assert_array_equal(ag.dataset.proprio[rows], snap["proprio"])
             # the executed action (the task keeps it as prev_action) is the teacher's or the student's

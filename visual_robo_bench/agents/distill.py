@@ -378,11 +378,7 @@ class Distill:
 
     def teacher_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The teacher's deterministic action (PPO mean, clipped) on privileged state; the DAgger label."""
-        inp = {k: obs[k] for k in self.teacher_keys}
-        if self.vecnorm is not None:
-            inp = self.vecnorm.normalize_obs(inp)  # frozen statistics: never updated here
-        actions, _ = self.teacher.predict(inp, deterministic=True)
-        return np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
+        return teacher_action(self.teacher, self.vecnorm, {k: obs[k] for k in self.teacher_keys})
 
     def _teacher_epoch(self) -> dict[str, Any]:
         steps0 = self.teacher.num_timesteps
@@ -683,6 +679,41 @@ def load_file(path: str | Path) -> dict[str, Any]:
 def check_checkpoint(data: dict[str, Any], task: str | None) -> None:
     """Refuse a file of another format version or (when given) another task."""
     check_agent_file(data, task, FORMAT_VERSION, AGENT_NAME)
+
+
+def teacher_action(teacher: Any, vecnorm: Any, obs: dict[str, np.ndarray]) -> np.ndarray:
+    """The PPO teacher's deterministic action on its (privileged) observations ``obs``, normalised by the
+    frozen ``VecNormalize`` statistics (never updated here; ``None``: no normalisation), clipped to [-1, 1]."""
+    if vecnorm is not None:
+        obs = vecnorm.normalize_obs(obs)
+    actions, _ = teacher.predict(obs, deterministic=True)
+    return np.clip(np.asarray(actions, np.float32), -1.0, 1.0)
+
+
+class TeacherPolicy:
+    """An exported teacher (``teacher.zip`` + ``teacher_vecnormalize.pkl`` of a distill run directory) as an
+    agent: ``act(obs)`` from the privileged observation keys (evaluate it in envs with ``obs_mode="state"``).
+
+    Args:
+        run_dir: The distill run directory.
+    """
+
+    name = f"{AGENT_NAME}-teacher"
+
+    def __init__(self, run_dir: str | Path) -> None:
+        from stable_baselines3 import PPO
+
+        run_dir = Path(run_dir)
+        self.teacher = PPO.load(run_dir / "teacher.zip", device="cpu")
+        self.keys = list(self.teacher.observation_space.spaces)
+        norm = run_dir / "teacher_vecnormalize.pkl"
+        self.vecnorm = pickle.loads(norm.read_bytes()) if norm.exists() else None
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [k for k in self.keys if k not in obs]
+        if missing:
+            raise ValueError(f"the teacher needs observation keys {missing}: evaluate it with obs_mode='state'")
+        return teacher_action(self.teacher, self.vecnorm, {k: obs[k] for k in self.keys})
 
 
 class DistillPolicy:

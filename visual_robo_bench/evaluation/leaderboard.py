@@ -142,6 +142,12 @@ class Leaderboard:
         return written
 
 
+def expert_reference_file(task: str) -> str:
+    """Where ``scripts/reference_experts.py`` writes a task's expert results, relative to the leaderboard root:
+    ``VRB/Hopper-v0`` -> ``references/state-ppo-hopper-v0.json``."""
+    return f"references/state-ppo-{_slug(task.split('/')[-1])}.json"
+
+
 def reference_scores(root: Path) -> dict[str, dict[str, Any]]:
     """``reference_scores.json``: per task version, the random floor and the reference return."""
     path = Path(root) / "reference_scores.json"

@@ -685,7 +685,8 @@ class G1Hurdle(LeggedTask):
         for i, (x, h) in enumerate(zip(c.hurdle_x, c.hurdle_heights)):
             spec.worldbody.add_geom(name=f"hurdle{i}", type=mujoco.mjtGeom.mjGEOM_BOX,
                                     size=[c.hurdle_thickness / 2, c.hurdle_width / 2, h / 2], pos=[x, 0.0, h / 2],
-                                    material="hurdle", friction=[c.floor_friction, 0.005, 0.0001], group=0)
+                                    material="hurdle", friction=[c.floor_friction, 0.005, 0.0001], group=0,
+                                    **scene.COLLIDES)
         for body in ("pelvis", "torso_link"):
             add_contact_sensor(spec, f"{body}_ground", mujoco.mjtObj.mjOBJ_BODY, body,
                                mujoco.mjtObj.mjOBJ_BODY, "world")

@@ -379,13 +379,11 @@ class WalkerHurdle(WalkerBase):
         c = self.cfg
         spec.add_material(name="hurdle", rgba=[0.8, 0.15, 0.1, 1.0])
         for i, (x, h) in enumerate(zip(c.hurdle_x, c.hurdle_heights)):
-            hurdle = spec.worldbody.add_geom(
+            spec.worldbody.add_geom(
                 name=f"hurdle{i}", type=mujoco.mjtGeom.mjGEOM_BOX,
                 size=[c.hurdle_thickness / 2, 1.0, h / 2], pos=[x, 0.0, h / 2], material="hurdle",
-                friction=[c.floor_friction, 0.005, 0.0001],
+                friction=[c.floor_friction, 0.005, 0.0001], **(scene.COLLIDES if self.world_contact else {}),
             )
-            if self.world_contact:
-                hurdle.contype, hurdle.conaffinity = 1, 1
 
     def setup(self, model):
         super().setup(model)

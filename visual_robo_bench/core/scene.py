@@ -61,6 +61,12 @@ def remove_lights_and_floor(spec: mujoco.MjSpec, floor_names: tuple[str, ...] = 
             spec.delete(geom)
 
 
+#: ``add_geom`` keywords of a world geom the robot must collide with (floor, obstacles, terrain). Explicit, because
+#: a geom added to a robot's ``MjSpec`` inherits the robot file's default class: dm_control's ``walker.xml`` and
+#: Gymnasium's ``ant.xml`` default every geom to ``conaffinity=0`` (only their own floors set 1).
+COLLIDES = {"contype": 1, "conaffinity": 1}
+
+
 def add_floor(
     spec: mujoco.MjSpec,
     half_size: tuple[float, float] = (60.0, 10.0),
@@ -73,11 +79,9 @@ def add_floor(
 ) -> None:
     """A finite plane at z=0 with a checker texture (squares of ``checker`` m).
 
-    ``contact=True`` sets the plane's ``contype`` and ``conaffinity`` to 1 explicitly, so that a
-    robot file's default geom class cannot switch its contacts off (dm_control's ``walker.xml`` and
-    Gymnasium's ``ant.xml`` default every geom to ``conaffinity=0`` and give only their own floor
-    ``conaffinity=1``). ``contact=False`` keeps the inherited defaults: only the deprecated v0 of
-    Walker, WalkerHurdle and Ant, whose robots fall through their floor, pass it.
+    ``contact=True`` gives the plane :data:`COLLIDES`, so that a robot file's default geom class
+    cannot switch its contacts off. ``contact=False`` keeps the inherited defaults: only the
+    deprecated v0 of Walker, WalkerHurdle and Ant, whose robots fall through their floor, pass it.
 
     The render grid (the plane's third size) is a quarter of the larger half
     size: MuJoCo draws planes as a grid of quads, and a fine grid was measured as
@@ -97,7 +101,7 @@ def add_floor(
         mat = spec.add_material(name=FLOOR_MATERIAL, texrepeat=[0.5 / checker, 0.5 / checker], reflectance=0.0)
         mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "vrb_checker"
         mat.texuniform = True
-    floor = spec.worldbody.add_geom(
+    spec.worldbody.add_geom(
         name="floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
         size=[half_size[0], half_size[1], max(half_size) / 4.0],
@@ -106,9 +110,8 @@ def add_floor(
         friction=[friction, 0.005, 0.0001],
         condim=3,
         group=0,
+        **(COLLIDES if contact else {}),
     )
-    if contact:
-        floor.contype, floor.conaffinity = 1, 1
 
 
 def add_standard_light(spec: mujoco.MjSpec, profile: RenderProfile) -> None:

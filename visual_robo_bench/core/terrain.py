@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from .scene import COLLIDES
+
 
 def box_mesh(center, half) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (8, 3) and outward triangles (12, 3) of an axis-aligned box."""
@@ -196,13 +198,14 @@ def add_to_spec(spec: mujoco.MjSpec, pieces: TerrainPieces, prefix: str, *, mate
     fr = [friction, 0.005, 0.0001]
     for k, (c, h, _) in enumerate(pieces.boxes):
         spec.worldbody.add_geom(name=f"{prefix}box{k}", type=mujoco.mjtGeom.mjGEOM_BOX, pos=c.tolist(),
-                                size=h.tolist(), group=collision_group, friction=fr, condim=3, rgba=[0.5, 0.5, 0.5, 1])
+                                size=h.tolist(), group=collision_group, friction=fr, condim=3,
+                                rgba=[0.5, 0.5, 0.5, 1], **COLLIDES)
     for k, (b, t) in enumerate(pieces.lofts):
         verts = np.concatenate([b, t])
         center = verts.mean(axis=0)
         mesh = spec.add_mesh(name=f"{prefix}loft{k}", uservert=(verts - center).ravel().tolist())
         spec.worldbody.add_geom(name=f"{prefix}loft{k}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name,
-                                pos=center.tolist(), group=collision_group, friction=fr, condim=3,
+                                pos=center.tolist(), group=collision_group, friction=fr, condim=3, **COLLIDES,
                                 rgba=[0.5, 0.5, 0.5, 1])
     for name, center, half, heights, base in pieces.hfields:
         q = np.round(np.asarray(heights, float) / hfield_step) * hfield_step
@@ -213,7 +216,7 @@ def add_to_spec(spec: mujoco.MjSpec, pieces: TerrainPieces, prefix: str, *, mate
                         nrow=q.shape[0], ncol=q.shape[1], userdata=data.tolist())
         spec.worldbody.add_geom(name=f"{prefix}{name}", type=mujoco.mjtGeom.mjGEOM_HFIELD, hfieldname=f"{prefix}{name}",
                                 pos=[float(center[0]), float(center[1]), float(center[2]) + lo],
-                                group=collision_group, friction=fr, condim=3)
+                                group=collision_group, friction=fr, condim=3, **COLLIDES)
     verts, faces = pieces.visual_mesh()
     if len(faces):
         mesh = spec.add_mesh(name=f"{prefix}visual", uservert=verts.ravel().tolist(),

@@ -1,12 +1,14 @@
 """Train every baseline (and SDPG) on one task for the same wall-clock budget and print a Markdown table.
 
 Usage: MUJOCO_GL=egl python scripts/bench_baselines.py [--budget 600] [--num-envs 32] [--task VRB/Walker-v1]
-       [--agents sdpg ppo sac drqv2 distill random zero] [--image-size 84] [--seed 0] [--out-dir DIR]
+       [--agents sdpg ppo sac drqv2 distill random zero] [--branches 7] [--image-size 84] [--seed 0]
+       [--out-dir DIR]
        python scripts/bench_baselines.py --summarize DIR_SEED0 DIR_SEED1 ... [--target-return R] [--plot out.png]
 
 Each agent runs ``vrb train`` in its own process (so peak RSS is its own) with ``time_budget_s=BUDGET`` and
 the same number N of physics envs: ppo, sac, drqv2, random and zero step N envs (ppo, sac and drqv2 render
-all N); SDPG steps N = B x (M + 1) envs with M = 7 branches per nominal env, B = N / 8 of them rendered;
+all N); SDPG steps N = B x (M + 1) envs with M = ``--branches`` (default 7) physics-only copies per nominal
+env, B = N / (M + 1) of them rendered;
 distill's PPO teacher steps N state-only envs, then its DAgger student N rendered envs. The budget is checked
 after each epoch, so a run may overshoot it by up to one epoch ("train s" is the training time the run itself
 measured). SAC's replay buffer is not written to its checkpoint here (``save_replay_buffer=false``: at 84x84
@@ -34,12 +36,16 @@ from pathlib import Path
 AGENTS = ("sdpg", "ppo", "sac", "drqv2", "distill", "random", "zero")
 
 
-def agent_settings(agent: str, num_envs: int) -> list[str]:
-    """``--set`` items that give ``agent`` ``num_envs`` physics envs and short epochs."""
+def agent_settings(agent: str, num_envs: int, branches: int = 7) -> list[str]:
+    """``--set`` items that give ``agent`` ``num_envs`` physics envs and short epochs.
+
+    SDPG gets ``B = num_envs / (branches + 1)`` rendered nominal envs with ``branches`` physics-only copies each.
+    """
     if agent == "sdpg":
-        if num_envs % 8:
-            raise SystemExit("--num-envs must be a multiple of 8 (SDPG: B nominal envs x 8)")
-        return [f"num_nominal={num_envs // 8}", "num_perturbations=7"]
+        if num_envs % (branches + 1):
+            raise SystemExit(f"--num-envs must be a multiple of --branches + 1 = {branches + 1} "
+                             f"(SDPG: B nominal envs x (M + 1))")
+        return [f"num_nominal={num_envs // (branches + 1)}", f"num_perturbations={branches}"]
     if agent == "ppo":
         return [f"num_envs={num_envs}", "n_steps=32", f"steps_per_epoch={32 * num_envs}"]
     if agent == "sac":
@@ -113,7 +119,7 @@ def summarize(dirs: list[str], target: float | None, plot: str | None) -> None:
         return f"{format(v.mean(), fmt)} ({format(v.min(), fmt)} to {format(v.max(), fmt)})"
 
     head = ["agent", "seeds", "eval return (50 protocol episodes)", "train return (last episodes)", "env steps",
-            "env steps/s", "peak RSS (MB)"]
+            "rendered frames", "env steps/s", "peak RSS (MB)"]
     if target is not None:
         head.append(f"s to train return >= {target:g} (reached/seeds)")
     print("| " + " | ".join(head) + " |")
@@ -122,6 +128,7 @@ def summarize(dirs: list[str], target: float | None, plot: str | None) -> None:
         rs = [r for r in results if r["agent"] == a]
         row = [a, str(len(rs)), cell([r.get("eval_return", float("nan")) for r in rs], ".2f"),
                cell([r["return"] for r in rs], ".2f"), cell([r["env_steps"] for r in rs], ",.0f"),
+               cell([r.get("frames", float("nan")) for r in rs], ",.0f"),
                cell([r["env_steps"] / r["train_s"] if r["train_s"] else float("nan") for r in rs], ",.0f"),
                cell([r["peak_rss_mb"] for r in rs], ",.0f")]
         if target is not None:
@@ -137,17 +144,24 @@ def summarize(dirs: list[str], target: float | None, plot: str | None) -> None:
 
         from visual_robo_bench.agents.common import read_csv
 
-        fig, ax = plt.subplots(figsize=(7, 4))
+        # return vs wall-clock, physics env steps and rendered frames (SDPG's branches step but never render)
+        axes_x = (("wall_s", "training wall-clock (min)", 1 / 60), ("env_steps", "physics env steps", 1.0),
+                  ("frames", "rendered frames", 1.0))
+        fig, axes = plt.subplots(1, len(axes_x), figsize=(14, 4), sharey=True)
         for i, a in enumerate(agents):
             for j, r in enumerate(r for r in results if r["agent"] == a):
                 rows = [x for x in read_csv(Path(r["run_dir"]) / "progress.csv")
                         if x.get("episode_return", "") not in ("", "nan")]
-                ax.plot([float(x["wall_s"]) / 60 for x in rows], [float(x["episode_return"]) for x in rows],
-                        color=f"C{i}", lw=1.2, alpha=0.8, label=a if j == 0 else None)
-        ax.set_xlabel("training wall-clock (min)")
-        ax.set_ylabel("training episode return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+                for ax, (key, _, scale) in zip(axes, axes_x):
+                    ax.plot([float(x[key]) * scale for x in rows], [float(x["episode_return"]) for x in rows],
+                            color=f"C{i}", lw=1.2, alpha=0.8, label=a if j == 0 else None)
+        for ax, (key, label, _) in zip(axes, axes_x):
+            ax.set_xlabel(label)
+            if key != "wall_s":
+                ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("training episode return")
+        axes[0].legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(plot, dpi=100)
         print(f"\nwrote {plot}")
@@ -158,6 +172,8 @@ def main() -> None:
     parser.add_argument("--task", default="VRB/Walker-v1")
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds per agent (default 600)")
     parser.add_argument("--num-envs", type=int, default=32, help="physics envs per agent (default 32)")
+    parser.add_argument("--branches", type=int, default=7,
+                        help="SDPG: physics-only copies M per rendered nominal env (default 7)")
     parser.add_argument("--agents", nargs="*", default=list(AGENTS), choices=AGENTS)
     parser.add_argument("--image-size", type=int, default=None, help="square image size (default: the task's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -188,8 +204,8 @@ def main() -> None:
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     results = []
     for agent in args.agents:
-        sets = [*agent_settings(agent, args.num_envs), f"time_budget_s={args.budget}", "max_epochs=1000000",
-                f"seed={args.seed}"]
+        sets = [*agent_settings(agent, args.num_envs, args.branches), f"time_budget_s={args.budget}",
+                "max_epochs=1000000", f"seed={args.seed}"]
         if args.image_size:
             sets.append(f"image_size={args.image_size},{args.image_size}")
         run_dir = out / f"{agent}-{time.strftime('%Y%m%d-%H%M%S')}"

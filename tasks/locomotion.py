@@ -306,7 +306,7 @@ class Walker(WalkerBase):
         return {"proprio": proprio, "privileged": self.planar_vector(sim, env_ids)}
 
 
-@register_task("VRB/Walker-v0")
+@register_task("VRB/Walker-v0", deprecated_by="VRB/Walker-v1")
 class WalkerV0(Walker):
     __doc__ = deprecated_doc(Walker.__doc__, "VRB/Walker-v1", FELL_THROUGH,
                              NO_FLOOR_CONTACT.format(extra="", it="it"))
@@ -410,7 +410,7 @@ class WalkerHurdle(WalkerBase):
                                              "fell": failure.astype(np.float64)})
 
 
-@register_task("VRB/WalkerHurdle-v0")
+@register_task("VRB/WalkerHurdle-v0", deprecated_by="VRB/WalkerHurdle-v1")
 class WalkerHurdleV0(WalkerHurdle):
     __doc__ = deprecated_doc(WalkerHurdle.__doc__, "VRB/WalkerHurdle-v1", FELL_THROUGH,
                              NO_FLOOR_CONTACT.format(extra=" and the hurdles", it="them"))
@@ -547,7 +547,7 @@ class Ant(FreeBaseTask):
         return (z < 0.27) | (z > 1.3)
 
 
-@register_task("VRB/Ant-v0")
+@register_task("VRB/Ant-v0", deprecated_by="VRB/Ant-v1")
 class AntV0(Ant):
     __doc__ = deprecated_doc(Ant.__doc__, "VRB/Ant-v1", FELL_THROUGH, NO_FLOOR_CONTACT.format(extra="", it="it"))
     world_contact = False

@@ -358,6 +358,19 @@ def test_unknown_task_lists_close_ids():
         VRBVectorEnv("VRB/Walkr-v0")
 
 
+def test_register_task_rejects_bad_ids_and_unknown_successors():
+    """The registration errors say what to do; nothing registered is overwritten."""
+    with pytest.raises(ValueError, match="must be versioned"):
+        visual_robo_bench.register_task("MyLab/Reach")
+    with pytest.raises(ValueError, match="already registered"):
+        other = type("Other", (), {"config_cls": visual_robo_bench.TaskConfig})
+        visual_robo_bench.register_task("VRB/Walker-v1")(other)
+    with pytest.raises(ValueError, match="register the replacement first"):
+        visual_robo_bench.register_task("MyLab/Reach-v0", deprecated_by="MyLab/Reach-v1")
+    assert visual_robo_bench.get_task("VRB/Walker-v1").task_cls.__name__ == "Walker"
+    assert "MyLab/Reach-v0" not in visual_robo_bench.list_tasks()
+
+
 def test_unknown_config_key_is_rejected():
     with pytest.raises(TypeError, match="valid fields"):
         gym.make_vec("VRB/Walker-v1", num_envs=1, not_a_field=3)
@@ -429,8 +442,9 @@ def test_robot_collides_with_the_floor_and_obstacles(task_id):
     expected = getattr(entry.task_cls, "world_contact", True)
     for g in world:
         assert any(_collides(m, g, r) for r in robot) == expected, m.geom(g).name
+    assert (entry.deprecated_by is not None) == (not expected)
     if not expected:
-        assert entry.task_cls.__doc__.startswith("Deprecated")
+        assert entry.task_cls.__doc__.startswith("Deprecated: ") and entry.deprecated_by in entry.summary
         with pytest.warns(Warning, match="out of date"):
             gym.make(task_id).close()
 

@@ -379,3 +379,39 @@ def test_saturated_means_get_pulled_back_only_without_prediction_clamping(clamp)
             assert torch.all(bias < 5.0)  # pulled back toward the (clamped) targets
     finally:
         ag.close()
+
+
+def test_bench_baselines_gives_both_agents_the_same_physics_envs_and_summarizes_seeds(tmp_path, capsys):
+    """``scripts/bench_baselines.py``: SDPG's B x (M + 1) physics envs equal PPO's N; the table merges seeds."""
+    import json
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_baselines.py"))
+    sdpg = dict(s.split("=") for s in script["agent_settings"]("sdpg", 256, 31))
+    assert (int(sdpg["num_nominal"]), int(sdpg["num_perturbations"])) == (8, 31)  # 8 x (31 + 1) = 256
+    assert "num_envs=256" in script["agent_settings"]("ppo", 256, 31)
+    with pytest.raises(SystemExit, match="multiple of --branches"):
+        script["agent_settings"]("sdpg", 100, 31)
+    dirs = []
+    for seed, (sdpg_curve, ppo_curve) in enumerate([([10, 50, 90], [5, 20, 40]), ([20, 60, 80], [10, 30, 60])]):
+        out = tmp_path / f"s{seed}"
+        for agent, curve, rss in (("sdpg", sdpg_curve, 1000.0), ("ppo", ppo_curve, 2000.0)):
+            run = out / agent
+            run.mkdir(parents=True)
+            lines = ["wall_s,episode_return"] + [f"{60.0 * (i + 1)},{r}" for i, r in enumerate(curve)]
+            (run / "progress.csv").write_text("\n".join(lines) + "\n")
+            (out / f"{agent}.json").write_text(json.dumps({
+                "agent": agent, "seed": seed, "eval_return": float(curve[-1]), "return": float(curve[-1]),
+                "env_steps": 1000, "frames": 100, "train_s": 180.0, "peak_rss_mb": rss, "run_dir": str(run)}))
+        dirs.append(str(out))
+    script["summarize"](dirs, 40.0, None)
+    lines = capsys.readouterr().out.splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {cells[0]: dict(zip(head, cells)) for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+    assert rows["sdpg"]["seeds"] == "2"
+    assert rows["sdpg"]["eval return (50 protocol episodes)"] == "85.00 (80.00 to 90.00)"
+    reach = "s to train return >= 40 (reached/seeds)"
+    assert rows["sdpg"][reach] == "120 (120 to 120) (2/2)"  # both seeds first log >= 40 at 120 s
+    assert rows["ppo"][reach] == "180 (180 to 180) (2/2)"
+    assert rows["sdpg"]["peak RSS (MB)"].startswith("1,000 ") and rows["ppo"]["peak RSS (MB)"].startswith("2,000 ")

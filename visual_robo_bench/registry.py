@@ -32,11 +32,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class TaskEntry:
-    """A registered task: its id, class and frozen default config."""
+    """A registered task: its id, class, frozen default config and, for a deprecated version, its successor."""
 
     id: str
     task_cls: type
     config: "TaskConfig"
+    deprecated_by: str | None = None
 
     @property
     def summary(self) -> str:
@@ -47,24 +48,30 @@ class TaskEntry:
 _TASKS: dict[str, TaskEntry] = {}
 
 
-def register_task(task_id: str, config: "TaskConfig | None" = None) -> Callable[[T], T]:
+def register_task(task_id: str, config: "TaskConfig | None" = None, *,
+                  deprecated_by: str | None = None) -> Callable[[T], T]:
     """Class decorator registering ``task_id`` for both entry points.
 
     Args:
         task_id: Versioned id, ``Namespace/Name-vN``.
         config: The frozen config of this id (default: the task's ``config_cls()``).
+        deprecated_by: For a version kept only so old results stay reproducible: the registered id that
+            replaces it (leaderboards mark the old one; ``gym.make`` warns that it is out of date).
 
     Raises:
-        ValueError: When the id is not versioned or already registered.
+        ValueError: When the id is not versioned or already registered, or ``deprecated_by`` is not registered.
     """
     if "-v" not in task_id.rsplit("/", 1)[-1]:
         raise ValueError(f"task id {task_id!r} must be versioned, e.g. 'VRB/Walker-v1'")
+    if deprecated_by is not None and deprecated_by not in _TASKS:
+        raise ValueError(f"{task_id!r} is deprecated by {deprecated_by!r}, which is not registered: "
+                         "register the replacement first")
 
     def decorator(task_cls: T) -> T:
         if task_id in _TASKS:
             raise ValueError(f"task id {task_id!r} is already registered (by {_TASKS[task_id].task_cls.__name__})")
         cfg = config if config is not None else task_cls.config_cls()  # type: ignore[attr-defined]
-        _TASKS[task_id] = TaskEntry(task_id, task_cls, cfg)  # type: ignore[arg-type]
+        _TASKS[task_id] = TaskEntry(task_id, task_cls, cfg, deprecated_by)  # type: ignore[arg-type]
         gym.register(
             id=task_id,
             entry_point=ENTRY_POINT,

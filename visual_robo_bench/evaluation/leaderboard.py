@@ -251,14 +251,14 @@ def _fmt_budget(r: dict[str, Any]) -> str:
 
 
 def task_title(task: str) -> str:
-    """The task id, marked when that version is deprecated (its docstring says why)."""
+    """The task id, marked when that version is deprecated (the first line of its docstring says why)."""
     from ..registry import get_task
 
     try:
-        doc = get_task(task).task_cls.__doc__ or ""
+        entry = get_task(task)
     except KeyError:
         return f"{task} (no longer registered)"
-    return f"{task} ({doc.splitlines()[0].rstrip('.')})" if doc.startswith("Deprecated") else task
+    return f"{task} ({entry.summary.rstrip('.')})" if entry.deprecated_by else task
 
 
 def levels_text(level: dict[str, Any] | None) -> str:

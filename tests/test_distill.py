@@ -183,6 +183,30 @@ def test_teacher_sees_state_only_and_labels_are_its_deterministic_actions(tmp_pa
         ag.close()
 
 
+def test_teacher_trains_on_the_shaped_reward_and_logs_the_task_reward():
+    ag = Distill(tiny(teacher_reward_offset=2.0, teacher_reward_floor=1.5, teacher_norm_reward=False,
+                      teacher_norm_obs=False, teacher_target_kl=0.01))
+    try:
+        assert ag.teacher.target_kl == 0.01
+        shaped = ag.teacher_env  # no VecNormalize: the shaping wrapper is the outermost env
+        adapter = shaped.venv
+        shaped.reset()
+        actions = np.random.default_rng(0).uniform(-1, 1, (4, adapter.action_space.shape[0])).astype(np.float32)
+        returns = np.zeros(4)
+        floored = 0
+        for _ in range(12):  # a whole 12-step episode
+            _, rewards, dones, infos = shaped.step(actions)
+            task_reward = np.array([sum(i["reward_terms"].values()) for i in infos])
+            np.testing.assert_allclose(rewards, np.maximum(task_reward + 2.0, 1.5), rtol=1e-6, atol=1e-5)
+            floored += int((task_reward + 2.0 < 1.5).sum())
+            returns += task_reward
+        assert dones.all() and floored > 0  # the floor was exercised
+        logged = [i["episode"]["r"] for i in infos]
+        np.testing.assert_allclose(logged, returns, rtol=1e-5, atol=1e-4)  # the task's own reward, not the shaped one
+    finally:
+        ag.close()
+
+
 def test_beta_schedule():
     cfg = tiny(beta_init=0.8, beta_decay=0.5, beta_cutoff=0.1)
     assert [beta_schedule(k, cfg) for k in range(5)] == [0.8, 0.4, 0.2, 0.1, 0.0]  # 0.05 < cutoff: student alone
@@ -302,6 +326,8 @@ def test_config_errors(tmp_path, capsys):
         ({"student_steps_per_epoch": 50}, "multiple of student_num_envs"),
         ({"beta_init": 1.5}, "beta_init, beta_decay and beta_cutoff must be in"),
         ({"student_lr": "fast"}, "expects float"),
+        ({"teacher_target_kl": 0.0}, "teacher_target_kl must be > 0"),
+        ({"teacher_reward_offset": float("nan")}, "must be finite"),
     ):
         with pytest.raises(ConfigError, match=msg):
             tiny(**changes)

@@ -182,7 +182,8 @@ def test_committed_leaderboards_are_up_to_date(tmp_path):
 
 
 def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_doc, tmp_path, monkeypatch):
-    """``scripts/reference_scores.py``: shipped policy first, else the state expert if it beats the floors, else null."""
+    """``scripts/reference_scores.py``: shipped policy first, else the better of the state expert and a scripted
+    controller among those that beat the floors, else null."""
     import runpy
     import sys
     from pathlib import Path
@@ -219,3 +220,18 @@ def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_do
     # ... but not the all-zero floor, which here is as good as the expert: no reference level
     tie = levels(zero, random_doc, zero_floor=random_doc)
     assert tie["VRB/Hopper-v0"]["reference"] is None
+    # a scripted controller competes with the expert: the better of those that beat the floors is R_ref
+    root = tmp_path / "scripted"
+    write_json(zero, root / "submissions" / "random.json")
+    write_json(zero, root / "references" / "state-ppo-hopper-v0.json")  # expert = floor: rejected
+    write_json(random_doc, root / "references" / "scripted-hopper-v0.json")
+    module = runpy.run_path(script, run_name="reference_scores")
+    board = module["Leaderboard"](root)
+    scripted = module["reference_levels"](board, scripted={"VRB/Hopper-v0": "references/scripted-hopper-v0.json"})
+    assert scripted["VRB/Hopper-v0"]["reference"] == pytest.approx(r_random)
+    assert scripted["VRB/Hopper-v0"]["reference_source"] == "references/scripted-hopper-v0.json"
+    without = module["reference_levels"](board, scripted={})
+    assert without["VRB/Hopper-v0"]["reference"] is None
+    assert "the expert's" in without["VRB/Hopper-v0"]["reference_source"]
+    both_low = module["reference_levels"](board, scripted={"VRB/Hopper-v0": "references/state-ppo-hopper-v0.json"})
+    assert "the scripted controller's" in both_low["VRB/Hopper-v0"]["reference_source"]

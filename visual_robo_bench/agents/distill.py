@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import pickle
 import time
 import warnings
@@ -121,6 +122,10 @@ class DistillConfig:
     teacher_net_arch: tuple[int, ...] = (64, 64)
     teacher_norm_obs: bool = True  # SB3 VecNormalize on the privileged observations
     teacher_norm_reward: bool = True
+    teacher_target_kl: float | None = None  # SB3 target_kl: stop an update's epochs once the KL exceeds 1.5x it
+    # training reward of the teacher: max(r + offset, floor); the logged returns stay the task's reward
+    teacher_reward_offset: float = 0.0  # > 0 makes early termination costly where the task's reward is negative
+    teacher_reward_floor: float | None = None  # 0.0: legged_gym's "only positive rewards"
     # --- phase 2: DAgger into the pixel student
     student_num_envs: int = 8  # rendered envs (pixels + proprio for the student, privileged for the labels)
     student_steps_per_epoch: int = 1024  # env steps per DAgger epoch (a multiple of student_num_envs)
@@ -172,6 +177,11 @@ class DistillConfig:
             (0.0 <= self.beta_init <= 1.0 and 0.0 <= self.beta_decay <= 1.0 and 0.0 <= self.beta_cutoff <= 1.0,
              "beta_init, beta_decay and beta_cutoff must be in [0, 1]"),
             (self.teacher_lr > 0 and self.student_lr > 0, "teacher_lr and student_lr must be > 0"),
+            (self.teacher_target_kl is None or self.teacher_target_kl > 0,
+             "teacher_target_kl must be > 0 (or None: no early stop)"),
+            (math.isfinite(self.teacher_reward_offset)
+             and (self.teacher_reward_floor is None or math.isfinite(self.teacher_reward_floor)),
+             "teacher_reward_offset and teacher_reward_floor must be finite (floor None: no floor)"),
             (self.augment_pad >= 0 and self.encoder_dim >= 1, "augment_pad must be >= 0 and encoder_dim >= 1"),
             (self.image_size is None or len(self.image_size) == 2, "image_size must be (H, W) or None"),
             (self.checkpoint_every >= 1 and self.episode_window >= 1, "checkpoint_every, episode_window >= 1"),
@@ -303,7 +313,33 @@ def make_teacher_env(cfg: DistillConfig) -> Any:
 
     kwargs = env_kwargs(cfg)
     kwargs.pop("image_size", None)  # nothing is rendered
-    return make_sb3_env(cfg.task, cfg.teacher_num_envs, obs_mode="state", **kwargs)
+    env = make_sb3_env(cfg.task, cfg.teacher_num_envs, obs_mode="state", **kwargs)
+    if cfg.teacher_reward_offset != 0.0 or cfg.teacher_reward_floor is not None:
+        env = training_reward(env, cfg.teacher_reward_offset, cfg.teacher_reward_floor)
+    return env
+
+
+def training_reward(venv: Any, offset: float, floor: float | None) -> Any:
+    """``venv`` wrapped so that PPO trains on ``max(r + offset, floor)`` (SB3 ``VecEnvWrapper``).
+
+    The adapter's ``infos[i]["episode"]`` (the logged returns) is written below this wrapper, so it keeps
+    the task's own reward. A per-step floor of 0 (legged_gym's ``only_positive_rewards``) or a positive
+    offset keeps early termination from paying off where the task's per-step reward is negative.
+    """
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class _TrainingReward(VecEnvWrapper):
+        def reset(self) -> Any:
+            return self.venv.reset()
+
+        def step_wait(self) -> Any:
+            obs, rewards, dones, infos = self.venv.step_wait()
+            rewards = rewards + offset
+            if floor is not None:
+                rewards = np.maximum(rewards, floor)
+            return obs, rewards, dones, infos
+
+    return _TrainingReward(venv)
 
 
 class Distill:
@@ -365,6 +401,7 @@ class Distill:
             n_epochs=cfg.teacher_n_epochs, learning_rate=cfg.teacher_lr, gamma=cfg.teacher_gamma,
             gae_lambda=cfg.teacher_gae_lambda, clip_range=cfg.teacher_clip_range, ent_coef=cfg.teacher_ent_coef,
             vf_coef=cfg.teacher_vf_coef, max_grad_norm=cfg.teacher_max_grad_norm,
+            target_kl=cfg.teacher_target_kl,
             policy_kwargs={"net_arch": list(cfg.teacher_net_arch), "log_std_init": cfg.teacher_log_std_init},
             seed=cfg.seed, device="cpu", verbose=0)
 

@@ -29,13 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from ..tasks.legged import Go2Config
+
 AGENT_NAME = "scripted-go2-trot"
 
 #: Command scales of the actor vector (``tasks/legged.py``: ``cmd * (2, 2, 0.25)`` at columns 6:9).
 _CMD_SCALE = np.array([2.0, 2.0, 0.25])
 _ACTOR_DIM = 45
-_ACTION_SCALE = 0.5  # Go2Config.action_scale: joint target = default + 0.5 * action
-_CONTROL_DT = 0.02  # Go2Config: 0.005 s x 4 sub-steps
+_ACTION_SCALE = Go2Config().action_scale  # joint target = default + action_scale * action
+_CONTROL_DT = Go2Config().control_dt  # Go2 and Go2Terrain: 0.005 s x 4 sub-steps
 #: Legs in action order FL, FR, RL, RR: phase offset (trot), side (+1 left), end (+1 front).
 _PHASE = np.array([0.0, np.pi, np.pi, 0.0])
 _SIDE = np.array([1.0, -1.0, 1.0, -1.0])

@@ -20,7 +20,7 @@ import numpy as np
 
 from visual_robo_bench.core import scene
 from visual_robo_bench.core.config import CameraConfig, TaskConfig
-from visual_robo_bench.core.sim import BatchSim
+from visual_robo_bench.core.sim import BatchSim, state_columns
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
 from visual_robo_bench.registry import register_task
 
@@ -141,12 +141,21 @@ class PlanarTask(LocomotionTask):
         self.v_x, self.v_z, self.v_pitch = dadr("rootx"), dadr("rootz"), dadr("rooty")
         self.q_legs = np.array([adr(n) for n in self.joint_names])
         self.v_legs = np.array([dadr(n) for n in self.joint_names])
-        # Walker's privileged layout as two gathers (one per state array)
-        self.q_planar = np.r_[self.i_pitch, self.i_z, self.q_legs]
-        self.v_planar = np.r_[self.v_x, self.v_pitch, self.v_z, self.v_legs]
+        # observation vectors as columns of the state rows: one gather each on the hot path
+        self.legs_cols = self.state_cols(self.q_legs, self.v_legs)  # [legs q, legs qd]
+        # Walker's privileged layout: [pitch, h, legs q, v_x, w_pitch, v_z, legs qd]
+        self.planar_cols = self.state_cols(np.r_[self.i_pitch, self.i_z, self.q_legs],
+                                           np.r_[self.v_x, self.v_pitch, self.v_z, self.v_legs])
+
+    def state_cols(self, qpos_idx, qvel_idx) -> np.ndarray:
+        """State-row columns of ``qpos[qpos_idx]`` followed by ``qvel[qvel_idx]``."""
+        return np.r_[state_columns(self.model, mujoco.mjtState.mjSTATE_QPOS, qpos_idx),
+                     state_columns(self.model, mujoco.mjtState.mjSTATE_QVEL, qvel_idx)]
 
     def initialize_episode(self, sim, state, env_ids, rngs):
-        noise = np.stack([r.uniform(-self.cfg.reset_noise, self.cfg.reset_noise, self.model.nq) for r in rngs])
+        lo, hi = -self.cfg.reset_noise, self.cfg.reset_noise
+        # r.uniform(lo, hi, n) is lo + (hi - lo) * r.random(n): the same numbers, scaled in one operation
+        noise = lo + (hi - lo) * np.array([r.random(self.model.nq) for r in rngs])
         sim.qpos[env_ids] = self.model.qpos0 + noise
         sim.qvel[env_ids] = 0.0
         self.remember_spawn(sim, state, env_ids)
@@ -157,8 +166,7 @@ class PlanarTask(LocomotionTask):
 
     def planar_vector(self, sim, env_ids):
         """[pitch, h, legs q, v_x, w_pitch, v_z, legs qd] (Walker's privileged layout)."""
-        q, v = sim.qpos[env_ids], sim.qvel[env_ids]
-        return np.concatenate([q[:, self.q_planar], v[:, self.v_planar]], axis=1)
+        return sim.state[env_ids[:, None], self.planar_cols]
 
 
 @dataclass(frozen=True)
@@ -205,12 +213,15 @@ class Hopper(PlanarTask):
     model_path = gymnasium_asset("hopper.xml")
     joint_names = ("thigh_joint", "leg_joint", "foot_joint")
 
+    def setup(self, model):
+        super().setup(model)
+        # privileged layout: [h, pitch, legs q, v_x, v_z, w_pitch, legs qd]
+        self.hopper_cols = self.state_cols(np.r_[self.i_z, self.i_pitch, self.q_legs],
+                                           np.r_[self.v_x, self.v_z, self.v_pitch, self.v_legs])
+
     def observe(self, sim, state, env_ids):
-        q, v = sim.qpos[env_ids], sim.qvel[env_ids]
-        proprio = np.concatenate([q[:, self.q_legs], v[:, self.v_legs]], axis=1)
-        priv = np.concatenate([q[:, [self.i_z, self.i_pitch]], q[:, self.q_legs],
-                               v[:, [self.v_x, self.v_z, self.v_pitch]], v[:, self.v_legs]], axis=1)
-        return {"proprio": proprio, "privileged": priv}
+        rows = env_ids[:, None]
+        return {"proprio": sim.state[rows, self.legs_cols], "privileged": sim.state[rows, self.hopper_cols]}
 
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg
@@ -262,14 +273,14 @@ class WalkerBase(PlanarTask):
         c = self.cfg
         return {
             "forward": c.w_forward * sim.qvel[env_ids, self.v_x],
-            "alive": c.w_alive * np.ones(len(env_ids)),
+            "alive": np.full(len(env_ids), c.w_alive),
             "action": c.w_action * np.sum(action**2, axis=1),
         }
 
     def failure(self, sim, state, env_ids):
         h = self.height(sim, env_ids)
         pitch = sim.qpos[env_ids, self.i_pitch]
-        return (h < -0.5) | (h > 0.7) | (np.abs(pitch) > 1.0) | (np.abs(sim.qvel[env_ids]) > 100.0).any(axis=1)
+        return (h < -0.5) | (h > 0.7) | (np.abs(pitch) > 1.0) | (np.abs(sim.qvel[env_ids]).max(axis=1) > 100.0)
 
 
 @register_task("VRB/Walker-v1")
@@ -301,9 +312,7 @@ class Walker(WalkerBase):
     config_cls = WalkerConfig
 
     def observe(self, sim, state, env_ids):
-        q, v = sim.qpos[env_ids], sim.qvel[env_ids]
-        proprio = np.concatenate([q[:, self.q_legs], v[:, self.v_legs]], axis=1)
-        return {"proprio": proprio, "privileged": self.planar_vector(sim, env_ids)}
+        return {"proprio": sim.state[env_ids[:, None], self.legs_cols], "privileged": self.planar_vector(sim, env_ids)}
 
 
 @register_task("VRB/Walker-v0", deprecated_by="VRB/Walker-v1")

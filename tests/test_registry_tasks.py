@@ -184,6 +184,33 @@ def test_sim_reset_equals_mujoco_reset(task_id):
     env.close()
 
 
+def test_step_after_a_state_write_needs_no_forward(task_id):
+    """The forward pass after reset/set_state is lazy: a step from a freshly written state row (qvel only,
+    qpos only, a whole row) must be bit-identical to a step after an explicit forward pass."""
+    from visual_robo_bench.core.sim import BatchSim
+
+    env = make_vec(task_id, num_envs=1, obs_mode="state")
+    model = env.unwrapped.model
+    env.close()
+    lazy, eager = BatchSim(model, 2, nthread=1), BatchSim(model, 2, nthread=1)
+    for sim in (lazy, eager):
+        sim.ctrl[:] = 0.1
+        sim.step(None, 5)
+    q0, v0 = 1, 1 + model.nq  # mjSTATE_INTEGRATION: time, qpos, qvel, ...
+    for kind in ("qvel", "qpos", "row"):
+        row = lazy.state[1].copy() if kind == "row" else lazy.state[0].copy()
+        if kind == "qvel":
+            row[v0:v0 + model.nv] += 0.1
+        elif kind == "qpos":
+            row[q0 + model.nq - 1] += 0.05
+        for sim in (lazy, eager):
+            sim.state[0] = row
+        eager.forward(np.arange(2))
+        lazy.step(None, 2)
+        eager.step(None, 2)
+        assert np.array_equal(lazy.state, eager.state), kind
+
+
 def test_clone_one_env_into_many_is_bit_identical(task_id):
     k = 4
     env = make_vec(task_id, num_envs=k, autoreset_mode=AutoresetMode.DISABLED, render_env_ids=[0])
@@ -226,6 +253,54 @@ def test_truncation_and_next_step_autoreset(task_id):
     obs, r, te, tr, info = env.step(zero)  # NEXT_STEP: this step resets
     assert (r == 0).all() and not te.any() and not tr.any()
     assert (info["elapsed_steps"] == 0).all()
+    env.close()
+
+
+def test_autoreset_step_equals_an_explicit_reset(task_id):
+    """A NEXT_STEP autoreset steps the ended envs with the rest and then resets them: nothing of that
+    discarded step (physics, task state, counters) may leak into the new episode, and its observation
+    must come from current derived fields (the forward pass after a reset is lazy)."""
+    auto = make_vec(task_id, num_envs=2, max_episode_steps=2, image_size=(24, 24))
+    manual = make_vec(task_id, num_envs=2, max_episode_steps=2, image_size=(24, 24),
+                      autoreset_mode=AutoresetMode.DISABLED)
+    actions = random_actions(auto, 3, seed=3, scale=0.5)
+    for env in (auto, manual):
+        env.reset(seed=4)
+        rollout(env, actions[:2])
+    obs_a, r, te, tr, info = auto.step(actions[2])  # both envs restart here
+    assert (r == 0).all() and not (te | tr).any() and (info["elapsed_steps"] == 0).all()
+    obs_m, _ = manual.reset(options={"reset_mask": np.array([True, True])})
+    for k in obs_m:
+        np.testing.assert_array_equal(obs_a[k], obs_m[k], err_msg=k)
+    sa, sm = auto.unwrapped.get_state(), manual.unwrapped.get_state()
+    np.testing.assert_array_equal(sa.physics, sm.physics)
+    for k in sm.task:
+        np.testing.assert_array_equal(sa.task[k], sm.task[k], err_msg=k)
+    venv = auto.unwrapped
+    venv.sim.forward(np.arange(2))  # eager forward pass: the observation must not change
+    again = venv.observe()
+    for k in again:
+        np.testing.assert_array_equal(again[k], venv._vec[k], err_msg=k)
+    for env in (auto, manual):
+        env.close()
+
+
+def test_after_step_skips_the_restarting_envs():
+    """The restarting envs' step is discarded: after_step (the hook that may keep bookkeeping across
+    episodes, e.g. Go2Terrain's curriculum) never sees it."""
+    env = make_vec("VRB/Walker-v1", num_envs=3, max_episode_steps=2, obs_mode="state")
+    venv = env.unwrapped
+    seen = []
+    original = venv.task.after_step
+    venv.task.after_step = lambda sim, state, action, ids: (seen.append(np.array(ids)), original(sim, state, action, ids))
+    env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    env.step(zero)
+    env.reset(options={"reset_mask": np.array([False, True, False])})  # env 1 runs one step behind
+    env.step(zero)  # envs 0 and 2 truncate
+    seen.clear()
+    env.step(zero)  # envs 0 and 2 restart, env 1 truncates
+    assert [ids.tolist() for ids in seen] == [[1]]
     env.close()
 
 

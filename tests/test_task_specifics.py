@@ -129,3 +129,59 @@ def test_per_env_model_parameters_change_dynamics():
     q = sim.qpos
     assert not np.allclose(q[0], q[1])
     env.close()
+
+
+def test_state_columns_locate_state_entries():
+    from visual_robo_bench.core.sim import BatchSim, state_columns
+
+    model = gym.make_vec("VRB/Walker-v1", num_envs=1, obs_mode="state").unwrapped.model
+    sim = BatchSim(model, 3, nthread=1)
+    sim.state[:] = np.random.default_rng(0).normal(size=sim.state.shape)
+    for comp, field in ((mujoco.mjtState.mjSTATE_QPOS, sim.qpos), (mujoco.mjtState.mjSTATE_QVEL, sim.qvel),
+                        (mujoco.mjtState.mjSTATE_CTRL, sim.ctrl)):
+        idx = np.arange(field.shape[1])[::-1]
+        np.testing.assert_array_equal(sim.state[:, state_columns(model, comp, idx)], field[:, idx])
+    with pytest.raises(ValueError, match="one mjtState component"):
+        state_columns(model, mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL, [0])
+    with pytest.raises(ValueError, match="out of range"):
+        state_columns(model, mujoco.mjtState.mjSTATE_QPOS, [model.nq])
+
+
+def test_lazy_forward_after_state_writes():
+    """reset/set_state only mark rows; a derived-field read runs the forward pass, and a step without one
+    is bit-identical to a step after one (a step starts from the state row alone)."""
+    from visual_robo_bench.core.sim import BatchSim
+
+    model = gym.make_vec("VRB/Walker-v1", num_envs=1, obs_mode="state").unwrapped.model
+    lazy, eager = BatchSim(model, 2, nthread=1), BatchSim(model, 2, nthread=1)
+    for sim in (lazy, eager):
+        sim.ctrl[:] = 0.3
+        sim.step(None, 5)
+    row = lazy.state[0].copy()
+    row[1 + 2] += 0.2  # qpos[2]: the torso pitch
+    lazy.set_state(row[None], [1])
+    eager.set_state(row[None], [1])
+    eager.forward(np.array([1]))
+    ref = mujoco.MjData(model)
+    mujoco.mj_setState(model, ref, row, mujoco.mjtState.mjSTATE_INTEGRATION)
+    mujoco.mj_forward(model, ref)
+    np.testing.assert_array_equal(lazy.xpos[1], ref.xpos)  # the read ran the pending forward pass
+    lazy.set_state(row[None], [0])
+    lazy.step(None, 3)  # no read in between: the step alone
+    eager.set_state(row[None], [0])
+    eager.forward(np.array([0]))
+    eager.step(None, 3)
+    np.testing.assert_array_equal(lazy.state, eager.state)
+    np.testing.assert_array_equal(lazy.xpos, eager.xpos)
+
+
+@pytest.mark.parametrize("task_id", ["VRB/Walker-v1", "VRB/Hopper-v0"])
+def test_planar_reset_noise_is_uniform_per_env(task_id):
+    """Env i's initial joints are qpos0 + U(-reset_noise, reset_noise) drawn from its own generator (seed + i)."""
+    env = gym.make_vec(task_id, num_envs=3, obs_mode="state")
+    env.reset(seed=7)
+    venv = env.unwrapped
+    x, m = venv.cfg.reset_noise, venv.model
+    want = m.qpos0 + np.stack([np.random.default_rng(7 + i).uniform(-x, x, m.nq) for i in range(3)])
+    np.testing.assert_array_equal(venv.sim.qpos, want)
+    env.close()

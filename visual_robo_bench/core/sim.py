@@ -9,6 +9,13 @@ step runs on MuJoCo's own thread pool (the GIL is released). Stepping uses
 
 The cloneable physics state of env i is ``state[i]``; a clone is a row copy,
 which keeps the solver warm-start and therefore gives bit-identical branches.
+
+Derived fields are refreshed lazily after whole-row writes: :meth:`reset`,
+:meth:`set_state` and :meth:`invalidate` only mark the rows, and the first read
+of a derived field (``sim.xpos``, ``sim.sensordata``, :meth:`data`, ...) runs one
+forward pass over every marked row. A step needs no forward first (it starts from
+the state row alone), so a task whose observations read only state fields
+(``qpos``, ``qvel``, ...) never pays for a forward pass after a reset.
 """
 
 from __future__ import annotations
@@ -22,6 +29,32 @@ import numpy as np
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 _STAGE_VEL = int(mujoco.mjtStage.mjSTAGE_VEL)
+
+
+def state_columns(model: mujoco.MjModel, component: mujoco.mjtState, index: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Columns of a state row (``BatchSim.state``) holding entries ``index`` of one state component.
+
+    For example ``state_columns(model, mjSTATE_QVEL, [0, 2])`` locates ``qvel[0]`` and ``qvel[2]``,
+    so that ``sim.state[ids[:, None], cols]`` gathers state entries of several components in one
+    indexing operation (task observations do this on the hot path).
+
+    Args:
+        model: The model.
+        component: One ``mjtState`` component of ``mjSTATE_INTEGRATION`` (``mjSTATE_QPOS``, ...).
+        index: Entries of that component.
+
+    Returns:
+        ``int64`` column indices, one per entry of ``index``.
+    """
+    bit = int(component)
+    if bit & (bit - 1) or not STATE_SPEC & bit:
+        raise ValueError(f"component must be one mjtState component of mjSTATE_INTEGRATION, got {component!r}")
+    idx = np.asarray(index, dtype=np.int64)
+    size = mujoco.mj_stateSize(model, bit)
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise ValueError(f"index {idx.tolist()} out of range for a component of size {size}")
+    # MuJoCo lays the components out in the order of their bits
+    return mujoco.mj_stateSize(model, int(STATE_SPEC) & (bit - 1)) + idx
 
 
 def default_nthread() -> int:
@@ -60,17 +93,23 @@ class BatchSim:
         self._all = np.arange(self.num_envs)
         self._fields: dict[str, np.ndarray] = {}
         self._warnings_seen = np.zeros(self.num_envs, dtype=np.int64)
-        self._scratch: mujoco.MjData | None = None
+        self._stale = np.zeros(self.num_envs, dtype=bool)  # rows whose derived fields predate their state
+        self._any_stale = False
 
     # ------------------------------------------------------------------ fields
     def field(self, name: str) -> np.ndarray:
-        """Live ``(N, ...)`` array of an ``MjData`` field (state or derived)."""
+        """Live ``(N, ...)`` array of an ``MjData`` field (state or derived).
+
+        Reading a derived field first recomputes the rows marked by :meth:`invalidate`.
+        """
         arr = self._fields.get(name)
         if arr is None:
             arr = self._batch.bind(name)
             self._fields[name] = arr
-            if name in mujoco.batch.DATA_FIELDS:
-                setattr(self, name, arr)  # later ``sim.qpos`` is a plain attribute lookup
+            if np.shares_memory(arr, self.state):
+                setattr(self, name, arr)  # a state field: later ``sim.qpos`` is a plain attribute lookup
+        if self._any_stale and name not in self.__dict__:
+            self.flush()
         return arr
 
     def __getattr__(self, name: str) -> np.ndarray:
@@ -101,7 +140,7 @@ class BatchSim:
 
         Returns:
             Boolean ``(len(env_ids),)`` mask of simulations with a physics error:
-            MuJoCo raised, a warning counter rose (MuJoCo resets a diverging
+            MuJoCo raised, a warning counter changed (MuJoCo resets a diverging
             simulation and warns) or the state is not finite.
         """
         # all envs: slices instead of fancy indexing (no copies on the hot path)
@@ -112,21 +151,46 @@ class BatchSim:
             self._batch.step(None if env_ids is None else ids, nstep=nstep, stage=_STAGE_VEL)
         except mujoco.batch.SimulationError as err:
             bad |= np.isin(ids, err.ids)
-        warn = self._batch.warning[rows, :, 1].sum(axis=1)
-        bad |= warn > self._warnings_seen[rows]
-        self._warnings_seen[rows] = warn
-        bad |= ~np.isfinite(self.state[rows]).all(axis=1)
+        if self._any_stale:  # a step leaves the derived fields of the stepped rows current
+            self._stale[rows] = False
+            self._any_stale = env_ids is not None and bool(self._stale.any())
+        # whole-batch sums first: the per-row checks run only when something happened
+        counts = self._batch.warning[rows, :, 1]
+        if counts.sum() != self._warnings_seen[rows].sum():
+            warn = counts.sum(axis=1)
+            bad |= warn != self._warnings_seen[rows]  # a diverging sim's auto-reset also lowers its counts
+            self._warnings_seen[rows] = warn
+        if not np.isfinite(self.state[rows].sum()):  # a NaN or inf somewhere: find the rows
+            bad |= ~np.isfinite(self.state[rows]).all(axis=1)
         return bad
 
     def forward(self, env_ids: np.ndarray) -> None:
-        """Recompute position/velocity-dependent fields of ``env_ids`` from their state."""
+        """Recompute position/velocity-dependent fields of ``env_ids`` from their state now."""
         ids = np.asarray(env_ids)
         if len(ids):
             self._batch.forward(ids, stage=_STAGE_VEL)
             self._warnings_seen[ids] = self._batch.warning[ids, :, 1].sum(axis=1)
+            self._stale[ids] = False
+
+    def invalidate(self, env_ids: np.ndarray) -> None:
+        """Mark the derived fields of ``env_ids`` out of date after their state rows were written.
+
+        The forward pass runs at the first read of a derived field (:meth:`flush`), once for
+        all marked rows, or never if the next step comes first.
+        """
+        ids = np.asarray(env_ids)
+        if len(ids):
+            self._stale[ids] = True
+            self._any_stale = True
+
+    def flush(self) -> None:
+        """Run the forward pass of the rows marked by :meth:`invalidate` (nothing if none is)."""
+        if self._any_stale:
+            self._any_stale = False
+            self.forward(np.flatnonzero(self._stale))
 
     def reset(self, env_ids: np.ndarray) -> None:
-        """Reset ``env_ids`` to the model defaults (``qpos0``), without forward.
+        """Reset ``env_ids`` to the model defaults (``qpos0``); derived fields follow lazily.
 
         The integration state is the whole of what ``mj_resetData`` restores that a step reads, so
         the reset is a copy of a pristine row (cheaper than a ``Batch.reset`` call per episode).
@@ -134,6 +198,7 @@ class BatchSim:
         ids = np.asarray(env_ids)
         if len(ids):
             self.state[ids] = self._reset_state
+            self.invalidate(ids)
 
     # ------------------------------------------------------------------ state
     def get_state(self, env_ids: Sequence[int]) -> np.ndarray:
@@ -141,13 +206,14 @@ class BatchSim:
         return self.state[np.asarray(env_ids)].copy()
 
     def set_state(self, states: np.ndarray, env_ids: Sequence[int]) -> None:
-        """Write ``states`` (row i into ``env_ids[i]``) and refresh derived fields."""
+        """Write ``states`` (row i into ``env_ids[i]``); derived fields follow lazily."""
         ids = np.asarray(env_ids)
         self.state[ids] = states
-        self.forward(ids)
+        self.invalidate(ids)
 
     def data(self, env_id: int, out: mujoco.MjData | None = None) -> mujoco.MjData:
         """The whole ``MjData`` of one simulation (for rendering or any ``mj_`` call)."""
+        self.flush()
         return self._batch.get_data(int(env_id), out)
 
     @property

@@ -6,6 +6,13 @@ vector observations, named reward terms and success/failure, all as arrays with
 a leading batch axis over the env ids it is given. Physics is reached through
 :class:`~visual_robo_bench.core.sim.BatchSim` fields (``sim.qpos[ids]`` ...),
 the task's own per-env state through :class:`TaskState`.
+
+A step calls ``apply_action``, ``reward_terms`` and ``evaluate`` for every env,
+including those that ended at the previous step and restart now: their step is
+discarded by the reset that follows (``initialize_episode`` rewrites their state
+rows and task state), so ``apply_action`` writes nothing but state rows (``ctrl``,
+``qvel``, ...) and the other two are pure. ``after_step`` runs only for the envs
+whose step counts, so it may also keep bookkeeping across episodes.
 """
 
 from __future__ import annotations

@@ -330,6 +330,14 @@ class WarpSim:
             self._upload()
             self._forward_device(ids)
 
+    def invalidate(self, env_ids: np.ndarray) -> None:
+        """Derived fields of ``env_ids`` after their state rows were written: recomputed now (the
+        device pass is one batched call, so nothing is gained by deferring it as ``BatchSim`` does)."""
+        self.forward(env_ids)
+
+    def flush(self) -> None:
+        """Nothing to do: :meth:`invalidate` is eager here."""
+
     def reset(self, env_ids: np.ndarray) -> None:
         """Reset ``env_ids`` to the model defaults (``qpos0``), without forward."""
         ids = np.asarray(env_ids)

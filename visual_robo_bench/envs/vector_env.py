@@ -180,6 +180,7 @@ class VRBVectorEnv(VectorEnv):
         self._all_ids = np.arange(self.num_envs)
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._started = np.zeros(self.num_envs, dtype=bool)
+        self._all_started = False
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
 
         # --- rendering: only the policy cameras of the rendered envs
@@ -304,7 +305,7 @@ class VRBVectorEnv(VectorEnv):
             self.state[k][ids] = 0
         self.task.initialize_episode(self.sim, self.state, ids, [self._rngs[i] for i in ids])
         self.task.on_state_set(self.sim, self.state, ids)
-        self.sim.forward(ids)
+        self.sim.invalidate(ids)  # initialize_episode wrote the state rows
         self._elapsed[ids] = 0
         self._done[ids] = False
         self._started[ids] = True
@@ -359,14 +360,14 @@ class VRBVectorEnv(VectorEnv):
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
         return {k: v.copy() for k, v in self._task_obs(ids).items()}  # never a view of task state
 
-    def _task_obs(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    def _task_obs(self, ids: np.ndarray, cast: bool = True) -> dict[str, np.ndarray]:
         obs = self.task.observe(self.sim, self.state, ids)
         for k, d in (("proprio", self.cfg.proprio_dim), ("privileged", self.cfg.privileged_dim),
                      ("height_scan", self.cfg.height_scan_dim)):
             if d and (k not in obs or obs[k].shape != (len(ids), d)):
                 raise RuntimeError(f"{type(self.task).__name__}.observe returned {k!r} of shape "
                                    f"{None if k not in obs else obs[k].shape}, declared ({len(ids)}, {d})")
-        return {k: v.astype(np.float32, copy=False) for k, v in obs.items()}
+        return {k: v.astype(np.float32, copy=False) for k, v in obs.items()} if cast else obs
 
     # ------------------------------------------------------------ step
     def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -395,62 +396,58 @@ class VRBVectorEnv(VectorEnv):
         return np.clip(a, -1.0, 1.0, out=a), clipped
 
     def step(self, actions: Any):
-        """Step every env; see the class docstring for the autoreset modes."""
+        """Step every env; see the class docstring for the autoreset modes.
+
+        With ``NEXT_STEP``, the envs that ended at the previous step start their new episode here and
+        report its first observation, reward 0 and no termination. They are stepped with the rest (one
+        physics call over all envs costs less than a call over a subset), then reset, which discards
+        that step: their results are exactly those of a reset alone (``after_step`` skips them).
+        """
         a, clipped = self._check_actions(actions)
-        if not self._started.all():
-            raise RuntimeError("call reset() before step()")
-        N = self.num_envs
-        to_reset = np.zeros(N, dtype=bool)
-        if self._done.any():
-            if self.autoreset_mode is AutoresetMode.DISABLED:
-                raise RuntimeError(
-                    f"envs {np.flatnonzero(self._done).tolist()} are done; with autoreset_mode=DISABLED reset them "
-                    "with reset(options={'reset_mask': mask}) or set_state() before stepping again"
-                )
-            to_reset = self._done.copy()
-        active = np.flatnonzero(~to_reset)
-        rewards = np.zeros(N, dtype=np.float64)
-        terminated = np.zeros(N, dtype=bool)
-        truncated = np.zeros(N, dtype=bool)
-        terms = evaluation = bad = None
-        if len(active):
-            everyone = len(active) == N  # the common case: no scatter into full-size arrays needed
-            aa = a if everyone else a[active]
-            self.task.apply_action(self.sim, self.state, aa, active)
-            bad_active = self.sim.step(None if everyone else active, self.cfg.substeps)
-            self._elapsed[active] += 1
-            terms_a = {k: v if np.shape(v) == (len(active),) else np.broadcast_to(v, (len(active),))
-                       for k, v in self.task.reward_terms(self.sim, self.state, aa, active).items()}
-            ev = self.task.evaluate(self.sim, self.state, active)
-            if bad_active.any():
-                terms_a = {k: np.where(bad_active, 0.0, v) for k, v in terms_a.items()}
-            r = sum(terms_a.values()) if terms_a else np.zeros(len(active))
-            term_a = ev.failure | bad_active
-            trunc_a = (self._elapsed[active] >= self.max_episode_steps) & ~term_a
-            success_a = ev.success & ~bad_active
-            self.task.after_step(self.sim, self.state, aa, active)
-            if everyone:
-                rewards, terminated, truncated, bad = np.array(r, dtype=np.float64), term_a, trunc_a, bad_active
-                terms = {k: np.array(v, dtype=np.float64) for k, v in terms_a.items()}
-                evaluation = {"success": success_a,
-                              "metrics": {k: np.asarray(v, dtype=np.float64) for k, v in ev.metrics.items()}}
-            else:
-                rewards[active], terminated[active], truncated[active] = r, term_a, trunc_a
-                terms = {k: np.zeros(N) for k in terms_a}
-                for k, v in terms_a.items():
-                    terms[k][active] = v
-                evaluation = {"success": np.zeros(N, bool), "metrics": {k: np.zeros(N) for k in ev.metrics}}
-                evaluation["success"][active] = success_a
-                for k, v in ev.metrics.items():
-                    evaluation["metrics"][k][active] = v
-                bad = np.zeros(N, bool)
-                bad[active] = bad_active
-        if to_reset.any():
-            self._reset_ids(np.flatnonzero(to_reset), refresh=False)
-        # One observation pass (and one render call) for the stepped and the reset envs together.
-        self._refresh(self._all_ids, fill_stack=to_reset)
+        if not self._all_started:
+            if not self._started.all():
+                raise RuntimeError("call reset() before step()")
+            self._all_started = True  # an env never becomes un-started
+        any_restart = self._done.any()
+        restarted = self._done.copy() if any_restart else self._done
+        if any_restart and self.autoreset_mode is AutoresetMode.DISABLED:
+            raise RuntimeError(
+                f"envs {np.flatnonzero(restarted).tolist()} are done; with autoreset_mode=DISABLED reset them "
+                "with reset(options={'reset_mask': mask}) or set_state() before stepping again"
+            )
+        ids, N = self._all_ids, self.num_envs
+        self.task.apply_action(self.sim, self.state, a, ids)
+        bad = self.sim.step(None, self.cfg.substeps)
+        self._elapsed += 1
+        terms = {k: v if np.shape(v) == (N,) else np.broadcast_to(v, (N,))
+                 for k, v in self.task.reward_terms(self.sim, self.state, a, ids).items()}
+        ev = self.task.evaluate(self.sim, self.state, ids)
+        if bad.any():
+            terms = {k: np.where(bad, 0.0, v) for k, v in terms.items()}
+        rewards = np.array(sum(terms.values()) if terms else np.zeros(N), dtype=np.float64)
+        terminated = ev.failure | bad
+        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        success = ev.success & ~bad
+        if any_restart:  # after_step only where the step counts (it may keep bookkeeping across episodes)
+            live = np.flatnonzero(~restarted)
+            if len(live):
+                self.task.after_step(self.sim, self.state, a[live], live)
+        else:
+            self.task.after_step(self.sim, self.state, a, ids)
+        # copies: never a view of task or physics state (and the rows of restarted envs are zeroed below)
+        terms = {k: np.array(v, dtype=np.float64) for k, v in terms.items()}
+        metrics = {k: np.array(v, dtype=np.float64) for k, v in ev.metrics.items()}
+        if any_restart:
+            reset_ids = np.flatnonzero(restarted)
+            self._reset_ids(reset_ids, refresh=False)
+            for arr in (rewards, *terms.values(), *metrics.values()):
+                arr[reset_ids] = 0.0
+            for flags in (terminated, truncated, success, bad):
+                flags[reset_ids] = False
+        # One observation pass (and one render call) for the stepped and the restarted envs together.
+        self._refresh(ids, fill_stack=restarted)
         self._done = terminated | truncated
-        info = self._info(terms, evaluation, bad)
+        info = self._info(terms, {"success": success, "metrics": metrics}, bad)
         if clipped is not None:
             info["action_clipped_fraction"] = clipped
         return self._observation(), rewards, terminated, truncated, info
@@ -484,10 +481,10 @@ class VRBVectorEnv(VectorEnv):
         """
         if len(ids) == 0:
             return
-        obs = self._task_obs(ids)
+        obs = self._task_obs(ids, cast=False)
         rows = slice(None) if ids is self._all_ids else ids
         for k in self._vec:
-            self._vec[k][rows] = obs[k]
+            self._vec[k][rows] = obs[k]  # cast to float32 on assignment
         if not self._views:
             return
         rendered = self._slot[ids] >= 0
@@ -570,7 +567,8 @@ class VRBVectorEnv(VectorEnv):
             info["reward_terms"] = terms
         if evaluation is not None and evaluation["metrics"]:
             info["metrics"] = evaluation["metrics"]
-        everyone = np.ones(N, dtype=bool)
+        everyone = np.empty(N, dtype=bool)
+        everyone.fill(True)
         for k in list(info):
             info[f"_{k}"] = everyone.copy()
         return info

@@ -178,9 +178,3 @@ class HurdleRow:
     def hurdles_cleared(self, x: np.ndarray) -> np.ndarray:
         """Hurdles whose far face lies behind the x positions ``x`` (k,), as float64."""
         return (x[:, None] > self.hurdle_x[None] + self.hurdle_thickness / 2).sum(axis=1).astype(np.float64)
-
-
-def deprecated_doc(doc: str | None, replacement: str, summary: str, reason: str) -> str:
-    """The docstring of a deprecated task version: a one-line warning (``vrb list``), the reason, then
-    the current version's text."""
-    return f"Deprecated: {summary}; use {replacement}.\n\n    {reason}.\n\n    " + (doc or "").strip() + "\n    "

@@ -24,7 +24,7 @@ from visual_robo_bench.core.sim import BatchSim, state_columns
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
 from visual_robo_bench.registry import register_task
 
-from ._common import HurdleRow, deprecated_doc, heading_alignment, random_tilt_quat
+from ._common import HurdleRow, heading_alignment, random_tilt_quat
 
 
 def gymnasium_asset(name: str) -> str:
@@ -315,10 +315,9 @@ class Walker(WalkerBase):
         return {"proprio": sim.state[env_ids[:, None], self.legs_cols], "privileged": self.planar_vector(sim, env_ids)}
 
 
-@register_task("VRB/Walker-v0", deprecated_by="VRB/Walker-v1")
+@register_task("VRB/Walker-v0", deprecated_by="VRB/Walker-v1",
+               reason=(FELL_THROUGH, NO_FLOOR_CONTACT.format(extra="", it="it")))
 class WalkerV0(Walker):
-    __doc__ = deprecated_doc(Walker.__doc__, "VRB/Walker-v1", FELL_THROUGH,
-                             NO_FLOOR_CONTACT.format(extra="", it="it"))
     world_contact = False
 
 
@@ -419,10 +418,9 @@ class WalkerHurdle(WalkerBase):
                                              "fell": failure.astype(np.float64)})
 
 
-@register_task("VRB/WalkerHurdle-v0", deprecated_by="VRB/WalkerHurdle-v1")
+@register_task("VRB/WalkerHurdle-v0", deprecated_by="VRB/WalkerHurdle-v1",
+               reason=(FELL_THROUGH, NO_FLOOR_CONTACT.format(extra=" and the hurdles", it="them")))
 class WalkerHurdleV0(WalkerHurdle):
-    __doc__ = deprecated_doc(WalkerHurdle.__doc__, "VRB/WalkerHurdle-v1", FELL_THROUGH,
-                             NO_FLOOR_CONTACT.format(extra=" and the hurdles", it="them"))
     world_contact = False
 
 
@@ -556,9 +554,9 @@ class Ant(FreeBaseTask):
         return (z < 0.27) | (z > 1.3)
 
 
-@register_task("VRB/Ant-v0", deprecated_by="VRB/Ant-v1")
+@register_task("VRB/Ant-v0", deprecated_by="VRB/Ant-v1",
+               reason=(FELL_THROUGH, NO_FLOOR_CONTACT.format(extra="", it="it")))
 class AntV0(Ant):
-    __doc__ = deprecated_doc(Ant.__doc__, "VRB/Ant-v1", FELL_THROUGH, NO_FLOOR_CONTACT.format(extra="", it="it"))
     world_contact = False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import warnings
@@ -441,7 +442,11 @@ def test_register_task_rejects_bad_ids_and_unknown_successors():
         other = type("Other", (), {"config_cls": visual_robo_bench.TaskConfig})
         visual_robo_bench.register_task("VRB/Walker-v1")(other)
     with pytest.raises(ValueError, match="register the replacement first"):
-        visual_robo_bench.register_task("MyLab/Reach-v0", deprecated_by="MyLab/Reach-v1")
+        visual_robo_bench.register_task("MyLab/Reach-v0", deprecated_by="MyLab/Reach-v1", reason=("x", "y"))
+    with pytest.raises(ValueError, match="together"):
+        visual_robo_bench.register_task("MyLab/Reach-v0", deprecated_by="VRB/Walker-v1")
+    with pytest.raises(ValueError, match="together"):
+        visual_robo_bench.register_task("MyLab/Reach-v0", reason=("x", "y"))
     assert visual_robo_bench.get_task("VRB/Walker-v1").task_cls.__name__ == "Walker"
     assert "MyLab/Reach-v0" not in visual_robo_bench.list_tasks()
 
@@ -520,6 +525,9 @@ def test_robot_collides_with_the_floor_and_obstacles(task_id):
     assert (entry.deprecated_by is not None) == (not expected)
     if not expected:
         assert entry.task_cls.__doc__.startswith("Deprecated: ") and entry.deprecated_by in entry.summary
+        # the rest is the current version's documentation, written once (by register_task)
+        current = inspect.getdoc(visual_robo_bench.get_task(entry.deprecated_by).task_cls)
+        assert inspect.cleandoc(entry.task_cls.__doc__).endswith(current)
         with pytest.warns(Warning, match="out of date"):
             gym.make(task_id).close()
 

@@ -44,10 +44,12 @@ def test_go2_trot_loads_as_a_harness_agent_and_refuses_what_it_cannot_drive():
 
 
 def test_go2_trot_gait_pattern_layouts_and_restart():
+    from visual_robo_bench import get_task
     from visual_robo_bench.agents import scripted
-    from visual_robo_bench.tasks.legged import Go2Config
 
-    assert (Go2Config().control_dt, Go2Config().action_scale) == (scripted._CONTROL_DT, scripted._ACTION_SCALE)
+    for task_id in scripted.GAINS:  # every task with tuned gains runs at the trot's control period and scale
+        cfg = get_task(task_id).config
+        assert (cfg.control_dt, cfg.action_scale) == (scripted._CONTROL_DT, scripted._ACTION_SCALE), task_id
     agent = Go2Trot(gains=GAINS_1)
     cmds = [(0.8, 0.0, 0.0), (0.0, 0.0, 0.0)]
     steps = round(1 / (GAINS_1.frequency * 0.02))  # one gait cycle

@@ -15,6 +15,7 @@ after which ``gym.make("my_package:MyLab/Reach-v0")`` works.
 from __future__ import annotations
 
 import difflib
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -49,7 +50,7 @@ _TASKS: dict[str, TaskEntry] = {}
 
 
 def register_task(task_id: str, config: "TaskConfig | None" = None, *,
-                  deprecated_by: str | None = None) -> Callable[[T], T]:
+                  deprecated_by: str | None = None, reason: tuple[str, str] | None = None) -> Callable[[T], T]:
     """Class decorator registering ``task_id`` for both entry points.
 
     Args:
@@ -57,19 +58,30 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
         config: The frozen config of this id (default: the task's ``config_cls()``).
         deprecated_by: For a version kept only so old results stay reproducible: the registered id that
             replaces it (leaderboards mark the old one; ``gym.make`` warns that it is out of date).
+        reason: With ``deprecated_by``: why, as ``(summary, detail)``. The class's docstring becomes
+            ``"Deprecated: <summary>; use <deprecated_by>."`` (the line ``vrb list`` shows), the detail,
+            then the docstring it inherits (the current version's).
 
     Raises:
-        ValueError: When the id is not versioned or already registered, or ``deprecated_by`` is not registered.
+        ValueError: When the id is not versioned or already registered, ``deprecated_by`` is not registered,
+            or exactly one of ``deprecated_by`` and ``reason`` is given.
     """
     if "-v" not in task_id.rsplit("/", 1)[-1]:
         raise ValueError(f"task id {task_id!r} must be versioned, e.g. 'VRB/Walker-v1'")
     if deprecated_by is not None and deprecated_by not in _TASKS:
         raise ValueError(f"{task_id!r} is deprecated by {deprecated_by!r}, which is not registered: "
                          "register the replacement first")
+    if (deprecated_by is None) != (reason is None):
+        raise ValueError(f"{task_id!r}: pass deprecated_by and reason=(summary, detail) together "
+                         "(a deprecated version says what replaces it and why)")
 
     def decorator(task_cls: T) -> T:
         if task_id in _TASKS:
             raise ValueError(f"task id {task_id!r} is already registered (by {_TASKS[task_id].task_cls.__name__})")
+        if reason is not None:
+            summary, detail = reason
+            current = inspect.getdoc(task_cls) or ""  # the inherited docstring of the replacement
+            task_cls.__doc__ = f"Deprecated: {summary}; use {deprecated_by}.\n\n{detail}.\n\n{current}\n"
         cfg = config if config is not None else task_cls.config_cls()  # type: ignore[attr-defined]
         _TASKS[task_id] = TaskEntry(task_id, task_cls, cfg, deprecated_by)  # type: ignore[arg-type]
         gym.register(

@@ -159,6 +159,8 @@ class LeggedTask(RobotTask):
 GO2_LEGS = ("FL", "FR", "RL", "RR")
 GO2_DEFAULT = (0.0, 0.8, -1.5, 0.0, 0.8, -1.5, 0.0, 1.0, -1.5, 0.0, 1.0, -1.5)
 GO2_TORQUE = (23.7, 23.7, 45.43) * 4
+#: Scales of the velocity command (v_x*, v_y*, omega*) in Go2's 45-D actor vector (its columns 6:9).
+COMMAND_SCALE = np.array([2.0, 2.0, 0.25])
 # the spec's depth pipeline: render 106 x 60 at fovy 58, drop the last 2 rows and 4 columns on each
 # side, resize to 87 x 58. The same pixel grid comes straight from a pinhole camera with these
 # intrinsics (pixels): fy = 30 / tan(29 deg), fx = fy * 87 / 98.
@@ -371,7 +373,7 @@ class Go2Base(LeggedTask):
         return np.concatenate([
             0.25 * v[:, 3:6],                      # body angular velocity (free joint: local frame)
             -xmat[:, 6:9],                          # projected gravity R^T (0, 0, -1)
-            cmd * np.array([2.0, 2.0, 0.25]),
+            cmd * COMMAND_SCALE,
             q[:, self.qadr] - self.q_default,
             0.05 * v[:, self.vadr],
             state["prev_action"][env_ids],          # a_t, the action just applied

@@ -29,13 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.legged import Go2Config
+from ..tasks.legged import COMMAND_SCALE, Go2Config
 
 AGENT_NAME = "scripted-go2-trot"
 
-#: Command scales of the actor vector (``tasks/legged.py``: ``cmd * (2, 2, 0.25)`` at columns 6:9).
-_CMD_SCALE = np.array([2.0, 2.0, 0.25])
-_ACTOR_DIM = 45
+_ACTOR_DIM = Go2Config().proprio_dim  # Go2-v0's proprio is one actor vector (the command at columns 6:9)
 _ACTION_SCALE = Go2Config().action_scale  # joint target = default + action_scale * action
 _CONTROL_DT = Go2Config().control_dt  # Go2 and Go2Terrain: 0.005 s x 4 sub-steps
 #: Legs in action order FL, FR, RL, RR: phase offset (trot), side (+1 left), end (+1 front).
@@ -118,7 +116,7 @@ class Go2Trot:
         if self.phase is None or len(self.phase) != n:
             self.phase = np.zeros(n)
         g = {k: np.broadcast_to(v, (n,))[:, None] for k, v in self.gains.items()}
-        cmd = actor[:, 6:9] / _CMD_SCALE
+        cmd = actor[:, 6:9] / COMMAND_SCALE
         vx, vy, wz = cmd[:, 0:1], cmd[:, 1:2], cmd[:, 2:3]
         moving = np.abs(cmd).sum(axis=1, keepdims=True) > 0.05
         self.phase = (self.phase + 2.0 * np.pi * g["frequency"][:, 0] * _CONTROL_DT) % (2.0 * np.pi)

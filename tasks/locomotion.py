@@ -20,7 +20,7 @@ import numpy as np
 
 from visual_robo_bench.core import scene
 from visual_robo_bench.core.config import CameraConfig, TaskConfig
-from visual_robo_bench.core.sim import BatchSim, state_columns
+from visual_robo_bench.core.sim import BatchSim, gather, state_columns
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
 from visual_robo_bench.registry import register_task
 
@@ -108,14 +108,14 @@ class LocomotionTask(Task):
         return {**super().state_spec(), "x0": ((1,), np.float64)}
 
     def torso_x(self, sim: BatchSim, env_ids: np.ndarray) -> np.ndarray:
-        return sim.xpos[env_ids, self.torso_id, 0]
+        return sim.xpos[:, self.torso_id, 0].take(env_ids)
 
     def remember_spawn(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> None:
         """Store the spawn x of the torso, read from ``qpos`` (no kinematics pass needed)."""
         state["x0"][env_ids, 0] = self.torso_x_offset + sim.qpos[env_ids, self.root_x_adr]
 
     def evaluate(self, sim: BatchSim, state: TaskState, env_ids: np.ndarray) -> Evaluation:
-        distance = self.torso_x(sim, env_ids) - state["x0"][env_ids, 0]
+        distance = self.torso_x(sim, env_ids) - state["x0"][:, 0].take(env_ids)
         failure = self.failure(sim, state, env_ids)
         success = (distance >= self.cfg.success_distance) & ~failure
         return Evaluation(success, failure, {"distance": distance, "fell": failure.astype(np.float64)})
@@ -166,7 +166,7 @@ class PlanarTask(LocomotionTask):
 
     def planar_vector(self, sim, env_ids):
         """[pitch, h, legs q, v_x, w_pitch, v_z, legs qd] (Walker's privileged layout)."""
-        return sim.state[env_ids[:, None], self.planar_cols]
+        return gather(sim.state, env_ids, self.planar_cols)
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,8 @@ class Hopper(PlanarTask):
                                            np.r_[self.v_x, self.v_z, self.v_pitch, self.v_legs])
 
     def observe(self, sim, state, env_ids):
-        rows = env_ids[:, None]
-        return {"proprio": sim.state[rows, self.legs_cols], "privileged": sim.state[rows, self.hopper_cols]}
+        rows = sim.state.take(env_ids, axis=0)
+        return {"proprio": rows.take(self.legs_cols, axis=1), "privileged": rows.take(self.hopper_cols, axis=1)}
 
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg
@@ -269,18 +269,22 @@ class WalkerBase(PlanarTask):
     model_path = dm_control_asset("walker.xml")
     joint_names = WALKER_JOINTS
 
+    def setup(self, model):
+        super().setup(model)
+        self.failure_cols = self.state_cols([self.i_z, self.i_pitch], np.arange(model.nv))  # [h, pitch, qvel]
+
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg
         return {
-            "forward": c.w_forward * sim.qvel[env_ids, self.v_x],
+            "forward": c.w_forward * sim.qvel[:, self.v_x].take(env_ids),
             "alive": np.full(len(env_ids), c.w_alive),
             "action": c.w_action * np.sum(action**2, axis=1),
         }
 
     def failure(self, sim, state, env_ids):
-        h = self.height(sim, env_ids)
-        pitch = sim.qpos[env_ids, self.i_pitch]
-        return (h < -0.5) | (h > 0.7) | (np.abs(pitch) > 1.0) | (np.abs(sim.qvel[env_ids]).max(axis=1) > 100.0)
+        g = gather(sim.state, env_ids, self.failure_cols)
+        h, pitch = g[:, 0], g[:, 1]
+        return (h < -0.5) | (h > 0.7) | (np.abs(pitch) > 1.0) | (np.abs(g[:, 2:]).max(axis=1) > 100.0)
 
 
 @register_task("VRB/Walker-v1")
@@ -312,7 +316,7 @@ class Walker(WalkerBase):
     config_cls = WalkerConfig
 
     def observe(self, sim, state, env_ids):
-        return {"proprio": sim.state[env_ids[:, None], self.legs_cols], "privileged": self.planar_vector(sim, env_ids)}
+        return {"proprio": gather(sim.state, env_ids, self.legs_cols), "privileged": self.planar_vector(sim, env_ids)}
 
 
 @register_task("VRB/Walker-v0", deprecated_by="VRB/Walker-v1",

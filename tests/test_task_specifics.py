@@ -147,6 +147,31 @@ def test_state_columns_locate_state_entries():
         state_columns(model, mujoco.mjtState.mjSTATE_QPOS, [model.nq])
 
 
+def test_batchsim_flags_every_physics_error_once():
+    """Each blow-up flags its own row at the step where it happens, also repeated ones and in subset steps."""
+    from visual_robo_bench.core.sim import BatchSim
+
+    model = gym.make_vec("VRB/Walker-v1", num_envs=1, obs_mode="state").unwrapped.model
+    sim = BatchSim(model, 3, nthread=1)
+    for ids, row in ((None, 1), (None, 1), (np.array([0, 2]), 2), (None, 0)):
+        sim.qvel[row] = 1e12  # MuJoCo warns and resets that simulation
+        bad = sim.step(ids, 2)
+        stepped = np.arange(3) if ids is None else ids
+        np.testing.assert_array_equal(bad, stepped == row)
+        assert not sim.step(None, 2).any()
+
+
+def test_gather_equals_fancy_indexing():
+    from visual_robo_bench.core.sim import gather
+
+    a = np.random.default_rng(0).normal(size=(7, 5))
+    for rows, cols in (([6, 0, 3, 3], [4, 1]), (np.arange(7), [0, 2, 4]), ([], [1]), ([2], [])):
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        out = gather(a, rows, cols)
+        np.testing.assert_array_equal(out, a[rows[:, None], cols])
+        assert out.shape == (len(rows), len(cols)) and not np.shares_memory(out, a)
+
+
 def test_lazy_forward_after_state_writes():
     """reset/set_state only mark rows; a derived-field read runs the forward pass, and a step without one
     is bit-identical to a step after one (a step starts from the state row alone)."""

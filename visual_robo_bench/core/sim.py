@@ -35,8 +35,8 @@ def state_columns(model: mujoco.MjModel, component: mujoco.mjtState, index: Sequ
     """Columns of a state row (``BatchSim.state``) holding entries ``index`` of one state component.
 
     For example ``state_columns(model, mjSTATE_QVEL, [0, 2])`` locates ``qvel[0]`` and ``qvel[2]``,
-    so that ``sim.state[ids[:, None], cols]`` gathers state entries of several components in one
-    indexing operation (task observations do this on the hot path).
+    so that ``gather(sim.state, ids, cols)`` collects state entries of several components in one
+    operation (task observations do this on the hot path).
 
     Args:
         model: The model.
@@ -55,6 +55,17 @@ def state_columns(model: mujoco.MjModel, component: mujoco.mjtState, index: Sequ
         raise ValueError(f"index {idx.tolist()} out of range for a component of size {size}")
     # MuJoCo lays the components out in the order of their bits
     return mujoco.mj_stateSize(model, int(STATE_SPEC) & (bit - 1)) + idx
+
+
+def gather(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``array[rows[:, None], cols]`` as a new array, by two ``ndarray.take`` calls (2-3x faster at N=64).
+
+    Args:
+        array: A 2-D array, e.g. ``sim.state``.
+        rows: Row indices (env ids).
+        cols: Column indices, e.g. from :func:`state_columns`.
+    """
+    return array.take(rows, axis=0).take(cols, axis=1)
 
 
 def default_nthread() -> int:
@@ -92,7 +103,11 @@ class BatchSim:
         self._reset_state = self.state[0].copy()
         self._all = np.arange(self.num_envs)
         self._fields: dict[str, np.ndarray] = {}
-        self._warnings_seen = np.zeros(self.num_envs, dtype=np.int64)
+        # MuJoCo's per-simulation warning counters, (N, mjNWARNING, 2) [lastinfo, number]: cleared after every
+        # call, so that a nonzero entry means "warned during the last call". (A diverging simulation's automatic
+        # reset clears them itself and counts the warning again, so counts compared across calls stay at 1 and
+        # would miss a second blow-up of the same simulation.)
+        self._warning = self._batch.warning
         self._stale = np.zeros(self.num_envs, dtype=bool)  # rows whose derived fields predate their state
         self._any_stale = False
 
@@ -140,8 +155,8 @@ class BatchSim:
 
         Returns:
             Boolean ``(len(env_ids),)`` mask of simulations with a physics error:
-            MuJoCo raised, a warning counter changed (MuJoCo resets a diverging
-            simulation and warns) or the state is not finite.
+            MuJoCo raised, MuJoCo warned (it resets a diverging simulation and
+            warns) or the state is not finite.
         """
         # all envs: slices instead of fancy indexing (no copies on the hot path)
         ids = self._all if env_ids is None else np.asarray(env_ids)
@@ -154,12 +169,10 @@ class BatchSim:
         if self._any_stale:  # a step leaves the derived fields of the stepped rows current
             self._stale[rows] = False
             self._any_stale = env_ids is not None and bool(self._stale.any())
-        # whole-batch sums first: the per-row checks run only when something happened
-        counts = self._batch.warning[rows, :, 1]
-        if counts.sum() != self._warnings_seen[rows].sum():
-            warn = counts.sum(axis=1)
-            bad |= warn != self._warnings_seen[rows]  # a diverging sim's auto-reset also lowers its counts
-            self._warnings_seen[rows] = warn
+        # whole-batch checks first: the per-row checks run only when something happened
+        if self._warning.any():
+            bad |= self._warning[rows, :, 1].any(axis=1)
+            self._warning[rows] = 0
         if not np.isfinite(self.state[rows].sum()):  # a NaN or inf somewhere: find the rows
             bad |= ~np.isfinite(self.state[rows]).all(axis=1)
         return bad
@@ -169,7 +182,7 @@ class BatchSim:
         ids = np.asarray(env_ids)
         if len(ids):
             self._batch.forward(ids, stage=_STAGE_VEL)
-            self._warnings_seen[ids] = self._batch.warning[ids, :, 1].sum(axis=1)
+            self._warning[ids] = 0  # a state written from outside: its warnings are not a step's
             self._stale[ids] = False
 
     def invalidate(self, env_ids: np.ndarray) -> None:

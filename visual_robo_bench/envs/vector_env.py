@@ -70,6 +70,13 @@ def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
     raise ValueError(f"autoreset_mode must be one of {[m.name for m in AutoresetMode]}, got {value!r}")
 
 
+def _column(values: Any, n: int) -> np.ndarray:
+    """A new float64 ``(n,)`` array of ``values`` (an ``(n,)`` array or a scalar, broadcast)."""
+    out = np.empty(n)
+    out[...] = values
+    return out
+
+
 class VRBVectorEnv(VectorEnv):
     """N environments of one task, batched natively.
 
@@ -252,6 +259,7 @@ class VRBVectorEnv(VectorEnv):
         A = self.task.action_dim
         self.single_action_space = spaces.Box(-1.0, 1.0, (A,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (self.num_envs, A), np.float32)
+        self._action_shape = self.action_space.shape
 
     # ------------------------------------------------------------ seeding / reset
     def _seed(self, seed: int | list | None, ids: np.ndarray) -> None:
@@ -372,19 +380,18 @@ class VRBVectorEnv(VectorEnv):
     # ------------------------------------------------------------ step
     def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray | None]:
         a = np.asarray(actions)
-        expected = self.action_space.shape
+        expected = self._action_shape
         if a.dtype not in (np.float32, np.float64):
             raise ValueError(f"actions must be float32 or float64 of shape {expected}, got dtype {a.dtype}")
         if a.shape != expected:
             raise ValueError(f"actions must have shape {expected} (num_envs, action_dim), got {a.shape}")
         a = a.astype(np.float32)  # a copy: the caller's array is never aliased by the task state
-        peak = np.abs(a).max(initial=0.0)  # NaN or inf make it non-finite: one pass checks both
-        if not np.isfinite(peak):
+        clipped = np.zeros(self.num_envs) if self.action_bounds == "clip" else None
+        if a.size == 0 or (-1.0 <= a.min() and a.max() <= 1.0):  # False for NaN, which min and max propagate
+            return a, clipped
+        if not np.isfinite(a).all():
             bad = sorted(set(np.argwhere(~np.isfinite(a))[:, 0].tolist()))
             raise ValueError(f"actions contain NaN or inf (envs {bad}); actions must be finite values in [-1, 1]")
-        clipped = np.zeros(self.num_envs) if self.action_bounds == "clip" else None
-        if peak <= 1.0:
-            return a, clipped
         outside = np.abs(a) > 1.0 + ACTION_TOLERANCE
         if outside.any():
             if self.action_bounds == "raise":
@@ -419,12 +426,14 @@ class VRBVectorEnv(VectorEnv):
         self.task.apply_action(self.sim, self.state, a, ids)
         bad = self.sim.step(None, self.cfg.substeps)
         self._elapsed += 1
-        terms = {k: v if np.shape(v) == (N,) else np.broadcast_to(v, (N,))
-                 for k, v in self.task.reward_terms(self.sim, self.state, a, ids).items()}
+        raw = self.task.reward_terms(self.sim, self.state, a, ids)
         ev = self.task.evaluate(self.sim, self.state, ids)
         if bad.any():
-            terms = {k: np.where(bad, 0.0, v) for k, v in terms.items()}
-        rewards = np.array(sum(terms.values()) if terms else np.zeros(N), dtype=np.float64)
+            raw = {k: np.where(bad, 0.0, v) for k, v in raw.items()}
+        rewards = _column(sum(raw.values()), N)  # the terms' sum, added in their order and dtypes
+        # new float64 (N,) arrays: never a view of task or physics state (restarted rows are zeroed below)
+        terms = {k: _column(v, N) for k, v in raw.items()}
+        metrics = {k: _column(v, N) for k, v in ev.metrics.items()}
         terminated = ev.failure | bad
         truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
         success = ev.success & ~bad
@@ -432,18 +441,14 @@ class VRBVectorEnv(VectorEnv):
             live = np.flatnonzero(~restarted)
             if len(live):
                 self.task.after_step(self.sim, self.state, a[live], live)
-        else:
-            self.task.after_step(self.sim, self.state, a, ids)
-        # copies: never a view of task or physics state (and the rows of restarted envs are zeroed below)
-        terms = {k: np.array(v, dtype=np.float64) for k, v in terms.items()}
-        metrics = {k: np.array(v, dtype=np.float64) for k, v in ev.metrics.items()}
-        if any_restart:
             reset_ids = np.flatnonzero(restarted)
             self._reset_ids(reset_ids, refresh=False)
             for arr in (rewards, *terms.values(), *metrics.values()):
                 arr[reset_ids] = 0.0
             for flags in (terminated, truncated, success, bad):
                 flags[reset_ids] = False
+        else:
+            self.task.after_step(self.sim, self.state, a, ids)
         # One observation pass (and one render call) for the stepped and the restarted envs together.
         self._refresh(ids, fill_stack=restarted)
         self._done = terminated | truncated
@@ -567,10 +572,9 @@ class VRBVectorEnv(VectorEnv):
             info["reward_terms"] = terms
         if evaluation is not None and evaluation["metrics"]:
             info["metrics"] = evaluation["metrics"]
-        everyone = np.empty(N, dtype=bool)
-        everyone.fill(True)
-        for k in list(info):
-            info[f"_{k}"] = everyone.copy()
+        keys = list(info)
+        for k, everyone in zip(keys, np.ones((len(keys), N), dtype=bool)):  # one allocation, a row per key
+            info[f"_{k}"] = everyone
         return info
 
     # ------------------------------------------------------------ human view

@@ -1,7 +1,7 @@
 """Physics-only env vs a bare ``mujoco.batch`` loop, interleaved, and where the difference goes.
 
 Usage: python scripts/bench_physics_overhead.py [--tasks VRB/Walker-v1 VRB/Walker-v0] [--num-envs 64 256]
-       [--rounds 30] [--steps 100] [--hollow]
+       [--rounds 30] [--steps 100] [--hollow] [--gaps 25 50 100 200]
 
 Alternates short chunks of the two loops (``--steps`` steps each, ``--rounds`` times) in one process and prints
 medians, so that drifts of a shared or virtual machine's speed hit both alike (``vrb bench`` runs its stages one
@@ -10,6 +10,11 @@ after the other and is exposed to them). Both loops use the same model, N, threa
 The env's step time is split into its physics call (``BatchSim.step``) and everything else (Python: action
 check, task hooks, autoreset, info). ``--hollow`` adds a row per env whose task hooks except ``apply_action``
 return constants (no task cost and no resets: a bound for compiled task code with this env step).
+
+``--gaps`` prints a calibration table per task and N, again in alternating chunks: the bare loop against itself
+through ``BatchSim.step`` (VRB's simulation layer with its physics-error checks, no env) and against the bare loop
+with G us of busy Python (a spin on ``time.perf_counter``, no numpy) after every physics call. Those rows bound
+what any env that spends G us per step outside its physics call can reach on this machine.
 """
 
 from __future__ import annotations
@@ -27,8 +32,17 @@ import visual_robo_bench  # noqa: F401  (registers the tasks)
 from visual_robo_bench.core.task import Evaluation
 
 
-def _raw_loop(model: mujoco.MjModel, n: int, nthread: int, substeps: int):
-    """A bare batch with random controls; returns ``run(steps) -> seconds per step`` and the batch."""
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _raw_loop(model: mujoco.MjModel, n: int, nthread: int, substeps: int, gap: float = 0.0):
+    """A bare batch with random controls; returns ``run(steps) -> seconds per step`` and the batch.
+
+    ``gap``: seconds of busy Python (a spin, no numpy) after every physics call.
+    """
     batch = mujoco.batch.Batch(model, nsim=n, nthread=nthread, persistent=True)
     ctrl = batch.bind("ctrl")
     lo, hi = model.actuator_ctrlrange.T
@@ -43,6 +57,8 @@ def _raw_loop(model: mujoco.MjModel, n: int, nthread: int, substeps: int):
                 batch.step(None, nstep=substeps)
             except mujoco.batch.SimulationError:
                 pass  # MuJoCo resets a diverging sim; irrelevant for throughput
+            if gap:
+                _spin(gap)
         return (time.perf_counter() - start) / steps
 
     return run, batch
@@ -112,6 +128,44 @@ def interleaved(task: str, n: int, rounds: int, steps: int, hollow: bool = False
             "resets_per_step": resets[0] / (rounds * steps)}
 
 
+def calibrate(task: str, n: int, rounds: int, steps: int, gaps_us: list[float]) -> list[tuple[str, float, float]]:
+    """Bare loop vs ``BatchSim.step`` and vs the bare loop plus busy gaps, alternating chunks.
+
+    Returns:
+        ``(row name, us per step, bare / row median)`` per row, the bare loop first.
+    """
+    from visual_robo_bench.core.sim import BatchSim
+
+    env = gym.make_vec(task, num_envs=n, obs_mode="state")
+    venv = env.unwrapped
+    model, substeps, nthread = venv.model, venv.cfg.substeps, venv.sim.nthread
+    env.close()
+    raw_run, _batch = _raw_loop(model, n, nthread, substeps)
+    sim = BatchSim(model, n, nthread)  # the same controls as the bare loop's
+    lo, hi = model.actuator_ctrlrange.T
+    rng = np.random.default_rng(0)
+    ctrls = [rng.uniform(lo, hi, size=(n, model.nu)) for _ in range(16)]
+
+    def layer_run(k: int) -> float:
+        start = time.perf_counter()
+        for i in range(k):
+            sim.ctrl[:] = ctrls[i % 16]
+            sim.step(None, substeps)
+        return (time.perf_counter() - start) / k
+
+    rows = [("bare `mujoco.batch` loop", raw_run), ("`BatchSim.step` (simulation layer)", layer_run)]
+    rows += [(f"bare loop + {g:g} us of Python per step", _raw_loop(model, n, nthread, substeps, g * 1e-6)[0])
+             for g in gaps_us]
+    for _, run in rows:
+        run(steps)  # warm-up
+    times: list[list[float]] = [[] for _ in rows]
+    for _ in range(rounds):
+        for t, (_, run) in zip(times, rows):
+            t.append(run(steps))
+    bare = np.array(times[0])
+    return [(name, float(np.median(t)), float(np.median(bare / np.array(t)))) for (name, _), t in zip(rows, times)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["VRB/Walker-v1", "VRB/Walker-v0"])
@@ -120,6 +174,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps per chunk at N=64 (scaled by 64/N)")
     parser.add_argument("--hollow", action="store_true",
                         help="also time each env with constant-output task hooks (no task cost, no resets)")
+    parser.add_argument("--gaps", nargs="*", type=float, default=None, metavar="US",
+                        help="also print the calibration table: the simulation layer and the bare loop with these "
+                             "busy gaps (microseconds) after every physics call")
     args = parser.parse_args()
 
     print("| task | N | env us/step | of which physics call | of which the rest (Python) | bare `mujoco.batch` "
@@ -133,6 +190,14 @@ def main() -> None:
                 print(f"| {name} | {n} | {s['env'] * 1e6:,.0f} | {s['physics'] * 1e6:,.0f} | "
                       f"{s['python'] * 1e6:,.0f} | {s['raw'] * 1e6:,.0f} | {s['ratio']:.2f}x | "
                       f"{s['q25']:.2f}-{s['q75']:.2f} | {s['resets_per_step']:.2f} |", flush=True)
+    if args.gaps is None:
+        return
+    print("\n| task | N | loop | us/step | bare / loop (median) |")
+    print("|---|---|---|---|---|")
+    for task in args.tasks:
+        for n in args.num_envs:
+            for name, us, ratio in calibrate(task, n, args.rounds, max(10, args.steps * 64 // n), args.gaps):
+                print(f"| {task} | {n} | {name} | {us * 1e6:,.0f} | {ratio:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

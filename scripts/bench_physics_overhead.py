@@ -38,13 +38,31 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def _raw_loop(model: mujoco.MjModel, n: int, nthread: int, substeps: int, gap: float = 0.0):
-    """A bare batch with random controls; returns ``run(steps) -> seconds per step`` and the batch.
+def _raw_loop(model: mujoco.MjModel, n: int, nthread: int, substeps: int, gap: float = 0.0, layer: bool = False):
+    """A bare batch with random controls (the same sequence for every loop); returns ``run(steps) -> seconds per step``.
 
-    ``gap``: seconds of busy Python (a spin, no numpy) after every physics call.
+    Args:
+        gap: Seconds of busy Python (a spin, no numpy) after every physics call.
+        layer: Step through VRB's simulation layer (``BatchSim.step``, with its physics-error checks) instead.
     """
-    batch = mujoco.batch.Batch(model, nsim=n, nthread=nthread, persistent=True)
-    ctrl = batch.bind("ctrl")
+    if layer:
+        from visual_robo_bench.core.sim import BatchSim
+
+        sim = BatchSim(model, n, nthread)
+        ctrl = sim.ctrl
+
+        def physics() -> None:
+            sim.step(None, substeps)
+    else:
+        batch = mujoco.batch.Batch(model, nsim=n, nthread=nthread, persistent=True)
+        ctrl = batch.bind("ctrl")
+
+        def physics() -> None:
+            try:
+                batch.step(None, nstep=substeps)
+            except mujoco.batch.SimulationError:
+                pass  # MuJoCo resets a diverging sim; irrelevant for throughput
+
     lo, hi = model.actuator_ctrlrange.T
     rng = np.random.default_rng(0)
     ctrls = [rng.uniform(lo, hi, size=(n, model.nu)) for _ in range(16)]
@@ -53,15 +71,12 @@ def _raw_loop(model: mujoco.MjModel, n: int, nthread: int, substeps: int, gap: f
         start = time.perf_counter()
         for i in range(steps):
             ctrl[:] = ctrls[i % 16]
-            try:
-                batch.step(None, nstep=substeps)
-            except mujoco.batch.SimulationError:
-                pass  # MuJoCo resets a diverging sim; irrelevant for throughput
+            physics()
             if gap:
                 _spin(gap)
         return (time.perf_counter() - start) / steps
 
-    return run, batch
+    return run
 
 
 def hollow_out(venv: Any) -> None:
@@ -111,7 +126,7 @@ def interleaved(task: str, n: int, rounds: int, steps: int, hollow: bool = False
             resets[0] += int((term | trunc).sum())
         return (time.perf_counter() - start) / k, physics[0] / k
 
-    raw_run, _batch = _raw_loop(venv.model, n, venv.sim.nthread, venv.cfg.substeps)
+    raw_run = _raw_loop(venv.model, n, venv.sim.nthread, venv.cfg.substeps)
     env_run(steps), raw_run(steps)  # warm-up
     resets[0] = 0
     e, p, r = [], [], []
@@ -134,27 +149,13 @@ def calibrate(task: str, n: int, rounds: int, steps: int, gaps_us: list[float]) 
     Returns:
         ``(row name, us per step, bare / row median)`` per row, the bare loop first.
     """
-    from visual_robo_bench.core.sim import BatchSim
-
     env = gym.make_vec(task, num_envs=n, obs_mode="state")
     venv = env.unwrapped
     model, substeps, nthread = venv.model, venv.cfg.substeps, venv.sim.nthread
     env.close()
-    raw_run, _batch = _raw_loop(model, n, nthread, substeps)
-    sim = BatchSim(model, n, nthread)  # the same controls as the bare loop's
-    lo, hi = model.actuator_ctrlrange.T
-    rng = np.random.default_rng(0)
-    ctrls = [rng.uniform(lo, hi, size=(n, model.nu)) for _ in range(16)]
-
-    def layer_run(k: int) -> float:
-        start = time.perf_counter()
-        for i in range(k):
-            sim.ctrl[:] = ctrls[i % 16]
-            sim.step(None, substeps)
-        return (time.perf_counter() - start) / k
-
-    rows = [("bare `mujoco.batch` loop", raw_run), ("`BatchSim.step` (simulation layer)", layer_run)]
-    rows += [(f"bare loop + {g:g} us of Python per step", _raw_loop(model, n, nthread, substeps, g * 1e-6)[0])
+    rows = [("bare `mujoco.batch` loop", _raw_loop(model, n, nthread, substeps)),
+            ("`BatchSim.step` (simulation layer)", _raw_loop(model, n, nthread, substeps, layer=True))]
+    rows += [(f"bare loop + {g:g} us of Python per step", _raw_loop(model, n, nthread, substeps, g * 1e-6))
              for g in gaps_us]
     for _, run in rows:
         run(steps)  # warm-up

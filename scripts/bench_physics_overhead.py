@@ -11,10 +11,10 @@ The env's step time is split into its physics call (``BatchSim.step``) and every
 check, task hooks, autoreset, info). ``--hollow`` adds a row per env whose task hooks except ``apply_action``
 return constants (no task cost and no resets: a bound for compiled task code with this env step).
 
-``--gaps`` prints a calibration table per task and N, again in alternating chunks: the bare loop against itself
-through ``BatchSim.step`` (VRB's simulation layer with its physics-error checks, no env) and against the bare loop
-with G us of busy Python (a spin on ``time.perf_counter``, no numpy) after every physics call. Those rows bound
-what any env that spends G us per step outside its physics call can reach on this machine.
+``--gaps`` prints a calibration table per task and N, again in alternating chunks: the bare loop against the same
+loop stepped through ``BatchSim.step`` (VRB's simulation layer with its physics-error checks, no env) and against
+the bare loop with G us of busy Python (a spin on ``time.perf_counter``, no numpy) after every physics call. Those
+rows bound what any env that spends G us per step outside its physics call can reach on this machine.
 """
 
 from __future__ import annotations

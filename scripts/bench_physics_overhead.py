@@ -1,7 +1,7 @@
 """Physics-only env vs a bare ``mujoco.batch`` loop, interleaved, and where the difference goes.
 
 Usage: python scripts/bench_physics_overhead.py [--tasks VRB/Walker-v1 VRB/Walker-v0] [--num-envs 64 256]
-       [--rounds 30] [--steps 100] [--hollow] [--gaps 25 50 100 200]
+       [--rounds 30] [--steps 100] [--hollow] [--gaps 25 50 100 200 [--spinner]]
 
 Alternates short chunks of the two loops (``--steps`` steps each, ``--rounds`` times) in one process and prints
 medians, so that drifts of a shared or virtual machine's speed hit both alike (``vrb bench`` runs its stages one
@@ -15,11 +15,16 @@ return constants (no task cost and no resets: a bound for compiled task code wit
 loop stepped through ``BatchSim.step`` (VRB's simulation layer with its physics-error checks, no env) and against
 the bare loop with G us of busy Python (a spin on ``time.perf_counter``, no numpy) after every physics call. Those
 rows bound what any env that spends G us per step outside its physics call can reach on this machine.
+``--spinner`` repeats the bare and gap rows with an idle-priority process spinning during their chunks (it runs
+only where a core would idle): if the gaps then cost less, their extra cost is cores waking from idle.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -143,8 +148,23 @@ def interleaved(task: str, n: int, rounds: int, steps: int, hollow: bool = False
             "resets_per_step": resets[0] / (rounds * steps)}
 
 
-def calibrate(task: str, n: int, rounds: int, steps: int, gaps_us: list[float]) -> list[tuple[str, float, float]]:
+def _idle_spinner() -> subprocess.Popen:
+    """A stopped child process that, once continued, spins at ``SCHED_IDLE`` priority (Linux).
+
+    It runs only when a core would otherwise idle, so it keeps the machine's cores from halting between physics
+    calls; any other thread that wakes up preempts it.
+    """
+    code = "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True:\n    pass\n"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    proc.send_signal(signal.SIGSTOP)
+    return proc
+
+
+def calibrate(task: str, n: int, rounds: int, steps: int, gaps_us: list[float],
+              spinner: bool = False) -> list[tuple[str, float, float]]:
     """Bare loop vs ``BatchSim.step`` and vs the bare loop plus busy gaps, alternating chunks.
+
+    ``spinner`` adds the bare loop and the gap rows again with :func:`_idle_spinner` running during their chunks.
 
     Returns:
         ``(row name, us per step, bare / row median)`` per row, the bare loop first.
@@ -153,18 +173,36 @@ def calibrate(task: str, n: int, rounds: int, steps: int, gaps_us: list[float]) 
     venv = env.unwrapped
     model, substeps, nthread = venv.model, venv.cfg.substeps, venv.sim.nthread
     env.close()
-    rows = [("bare `mujoco.batch` loop", _raw_loop(model, n, nthread, substeps)),
-            ("`BatchSim.step` (simulation layer)", _raw_loop(model, n, nthread, substeps, layer=True))]
-    rows += [(f"bare loop + {g:g} us of Python per step", _raw_loop(model, n, nthread, substeps, g * 1e-6))
+    rows = [("bare `mujoco.batch` loop", _raw_loop(model, n, nthread, substeps), False),
+            ("`BatchSim.step` (simulation layer)", _raw_loop(model, n, nthread, substeps, layer=True), False)]
+    rows += [(f"bare loop + {g:g} us of Python per step", _raw_loop(model, n, nthread, substeps, g * 1e-6), False)
              for g in gaps_us]
-    for _, run in rows:
-        run(steps)  # warm-up
-    times: list[list[float]] = [[] for _ in rows]
-    for _ in range(rounds):
-        for t, (_, run) in zip(times, rows):
-            t.append(run(steps))
+    if spinner:
+        rows += [(f"{name}, idle-priority spinner running", _raw_loop(model, n, nthread, substeps, g * 1e-6), True)
+                 for name, g in [("bare loop", 0.0)] + [(f"bare loop + {g:g} us", g) for g in gaps_us]]
+    proc = _idle_spinner() if spinner else None
+    try:
+        def chunk(run, spin: bool) -> float:
+            if spin:
+                proc.send_signal(signal.SIGCONT)
+            try:
+                return run(steps)
+            finally:
+                if spin:
+                    proc.send_signal(signal.SIGSTOP)
+
+        for _, run, spin in rows:
+            chunk(run, spin)  # warm-up
+        times: list[list[float]] = [[] for _ in rows]
+        for _ in range(rounds):
+            for t, (_, run, spin) in zip(times, rows):
+                t.append(chunk(run, spin))
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
     bare = np.array(times[0])
-    return [(name, float(np.median(t)), float(np.median(bare / np.array(t)))) for (name, _), t in zip(rows, times)]
+    return [(name, float(np.median(t)), float(np.median(bare / np.array(t)))) for (name, _, _), t in zip(rows, times)]
 
 
 def main() -> None:
@@ -178,6 +216,9 @@ def main() -> None:
     parser.add_argument("--gaps", nargs="*", type=float, default=None, metavar="US",
                         help="also print the calibration table: the simulation layer and the bare loop with these "
                              "busy gaps (microseconds) after every physics call")
+    parser.add_argument("--spinner", action="store_true",
+                        help="with --gaps: repeat the bare and gap rows with an idle-priority spinning process that "
+                             "keeps the cores from halting between physics calls (a diagnostic, Linux only)")
     args = parser.parse_args()
 
     print("| task | N | env us/step | of which physics call | of which the rest (Python) | bare `mujoco.batch` "
@@ -197,7 +238,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for task in args.tasks:
         for n in args.num_envs:
-            for name, us, ratio in calibrate(task, n, args.rounds, max(10, args.steps * 64 // n), args.gaps):
+            for name, us, ratio in calibrate(task, n, args.rounds, max(10, args.steps * 64 // n), args.gaps,
+                                             args.spinner):
                 print(f"| {task} | {n} | {name} | {us * 1e6:,.0f} | {ratio:.2f}x |", flush=True)
 
 

@@ -266,6 +266,12 @@ def episode_stats(episodes) -> dict[str, float]:
             "success_rate": float(np.mean(s))}
 
 
+def policy_image_keys(env: Any) -> list[str]:
+    """Observation keys of a VRB vector env's policy cameras, in its ``policy_cameras`` order (``pixels`` first)."""
+    env = env.unwrapped
+    return [env.image_key(i) for i in range(len(env.cfg.policy_cameras))]
+
+
 def images_chw(pixels: Any, chw: tuple[int, int, int], what: str = "pixels", task: str = "") -> tuple[Any, bool]:
     """A policy input's images as contiguous ``(n, C, H, W)`` uint8, and whether one image was given.
 

@@ -16,7 +16,7 @@ Read top to bottom:
    ``beta_cutoff``: from then on the student acts alone). Every visited state is
    labelled with the teacher's deterministic action (the PPO mean on the normalised privileged
    state, clipped to [-1, 1]) and stored; then ``student_updates`` minibatch steps regress the
-   student on the dataset. The student uses the first policy camera (``pixels``) only, as SDPG does.
+   student on the dataset. The student uses the first policy camera (``pixels``) only.
 4. Checkpoints and the exported student policy (``policy.pt``, ``load_policy``).
 
 The student outputs ``tanh(head(features))``; the BC loss is the MSE between that **post-tanh**
@@ -84,7 +84,7 @@ from .sdpg import DrQv2Encoder, RunningMeanStd, mlp
 FORMAT_VERSION = 1
 AGENT_NAME = "distill"
 #: Keys ``vrb train --resume`` may change (beta's schedule counts DAgger epochs, not max_epochs).
-RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads", "max_epochs")
+RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "max_epochs")
 #: SB3 PPO ``train/`` scalars logged (prefixed ``teacher_``) in phase-1 epochs, NaN in phase 2.
 TEACHER_STAT_KEYS = ("loss", "policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction",
                      "explained_variance", "std")

@@ -75,7 +75,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file)
+                     check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file,
+                     policy_image_keys)
 from .sdpg import DrQv2Encoder, RunningMeanStd
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
@@ -83,7 +84,7 @@ FORMAT_VERSION = 1
 AGENT_NAME = "drqv2"
 #: Keys ``vrb train --resume`` may change (none of them changes the learning math; the exploration
 #: schedule counts env steps, not epochs).
-RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads", "max_epochs")
+RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "max_epochs")
 
 
 # =============================================================================================
@@ -486,10 +487,6 @@ def make_env(cfg: DrQv2Config) -> Any:
     return VRBVectorEnv(cfg.task, num_envs=cfg.num_envs, autoreset_mode="DISABLED", pixel_layout="CHW", **kwargs)
 
 
-def _image_keys(env: Any) -> list[str]:
-    return [env.image_key(i) for i in range(len(env.cfg.policy_cameras))]
-
-
 def _pixel_shape(obs_space: dict[str, dict[str, Any]], image_keys: list[str]) -> tuple[int, int, int]:
     """``(sum C, H, W)`` of the channel-first camera images concatenated along channels."""
     shapes = [tuple(obs_space[k]["shape"]) for k in image_keys]
@@ -518,7 +515,7 @@ class DrQv2:
         self.gen = torch.Generator().manual_seed(cfg.seed)  # augmentation, noise, seed actions, sampling
         self.env = make_env(cfg)
         space = _obs_space(self.env)
-        self.image_keys = _image_keys(self.env)
+        self.image_keys = policy_image_keys(self.env)
         self.pixel_shape = _pixel_shape(space, self.image_keys)
         self.action_dim = int(self.env.single_action_space.shape[0])
         if cfg.use_proprio and "proprio" not in space:

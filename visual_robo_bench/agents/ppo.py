@@ -19,7 +19,7 @@ from .common import apply_overrides
 
 AGENT_NAME = "ppo"
 #: Keys ``vrb train --resume`` may change (no schedule depends on max_epochs here).
-RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "torch_threads", "max_epochs")
+RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "max_epochs")
 
 
 @dataclass(frozen=True)

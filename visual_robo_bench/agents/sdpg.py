@@ -3,10 +3,11 @@
 Read top to bottom; every section number refers to ``shared/specs/sdpg.md``.
 
 1. ``SDPGConfig``: frozen, typed hyperparameters, and ``PRESETS`` per task (CPU-scaled, §5 and §8).
-2. Networks: running mean/std, the DrQ-v2 conv trunk, the actor (mean + state-independent log-std),
-   the privileged critic (§2.11, §2.8).
-3. The pure math: TD(lambda) returns (§2.3), the per-timestep reward-invariant normalisation of ΔJ and
-   the ascent directions (§2.4-2.6).
+2. Networks: running mean/std, the DrQ-v2 conv trunk and Go2's depth backbone, the actor (one encoder
+   per policy camera, optional proprio MLP, mean + state-independent log-std), the privileged critic
+   (§2.11, §2.8, inputs per task as in §5).
+3. The pure math: TD(lambda) returns (§2.3), causal or segment-level ΔJ (§2.4), the per-timestep
+   reward-invariant normalisation of ΔJ and the ascent directions (§2.5-2.6).
 4. ``SDPG``: the agent. One env object holds B rendered nominal envs (ids ``0..B-1``) and B*M
    physics-only branches (ids ``B..N-1``; branch j of nominal b is ``B + b*M + j``). Per epoch:
    clone branches from their nominal, roll out T steps (branches replay the nominal's mean plus
@@ -14,7 +15,13 @@ Read top to bottom; every section number refers to ``shared/specs/sdpg.md``.
 5. Checkpoints (exact resume: networks, optimisers, RMS, every RNG, env state and frame stacks) and
    the exported deterministic policy (``policy.pt``, ``load_policy``).
 
-Deviation from upstream (§6 item 11): torch, numpy and the envs are seeded from one run seed.
+Deviations from upstream:
+
+- §6 item 11: torch, numpy and the envs are seeded from one run seed.
+- §2.7 / §6 item 16: the actor's predictions are not clamped before the loss by default
+  (``clamp_predictions=False``; the targets still are): with clamping, means that crossed the bound got no
+  gradient and stayed there (measured, see the config field). ``clamp_predictions=True`` is upstream's loss.
+- §8: B, M, T, the critic mini-batch and the epoch schedule of every preset are scaled for a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ import torch
 import torch.nn as nn
 
 from .common import (ConfigError, IncompatibleCheckpoint, apply_overrides, atomic_torch_save,  # noqa: F401
-                     check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file)
+                     check_agent_file, env_kwargs, episode_stats, images_chw, load_agent_file,
+                     policy_image_keys)
 
 #: Bumped whenever the checkpoint or policy file layout changes; older files are refused.
 FORMAT_VERSION = 1
@@ -61,17 +69,23 @@ class SDPGConfig:
     gamma: float = 0.99
     lam: float = 0.95
     eligibility_trace: bool = True
+    causality: bool = True  # ΔJ per timestep (§2.4); False: segment-level ΔJ (Go2)
     reward_scale: float = 1.0
     # --- actor (§2.7, §2.9, §2.10, §2.11)
     actor_lr: float = 2e-3
     actor_lr_min: float = 1e-5
+    actor_lr_schedule: str = "cosine"  # warm-up then cosine to actor_lr_min; or "constant" (Go2)
     warmup_epochs: int = 50  # upstream 100; CPU: an hour holds ~1-2k epochs, not 20k
     max_epochs: int = 1500  # the cosine schedule ends here; also a hard stop (upstream 20000)
-    encoder_dim: int = 128
+    pixel_encoder: str = "drqv2"  # of the first policy camera (`pixels`): "drqv2", or "depth" (Go2's backbone)
+    encoder_dim: int = 128  # output of the first camera's encoder
+    extra_camera_dim: int = 32  # output of the DrQ-v2 encoder of each further camera (`pixels_<camera>`)
     actor_hidden: tuple[int, ...] = (128, 64, 32)
     use_proprio: bool = False  # upstream ignores proprio on Hopper/Walker/Ant/Humanoid
     proprio_hidden: tuple[int, ...] = (256,)
-    mean_bound: float = 2.0
+    proprio_rms: bool = True  # normalise proprio with running mean/std (not on Go2)
+    mean_bound: float | None = 2.0  # None: means are not clamped (Go2)
+    learn_std: bool = True  # False: sigma stays exp(init_log_std) (Go2: sigma = 1) and has no loss term
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     init_log_std: float = 0.0
@@ -90,6 +104,7 @@ class SDPGConfig:
     critic_lr: float = 2e-4
     critic_lr_schedule: str = "constant"  # or "linear" (1.0x -> 0.1x over max_epochs)
     critic_hidden: tuple[int, ...] = (64, 64)
+    privileged_rms: bool = True  # normalise the critic's privileged input (not on Go2; the height scan always)
     critic_privileged_hidden: tuple[int, ...] = ()  # encoder of `privileged` (only with a height scan)
     critic_height_scan_hidden: tuple[int, ...] = (128, 256)
     critic_minibatch: int = 1024
@@ -118,6 +133,11 @@ class SDPGConfig:
             (self.log_std_min <= self.log_std_max, "log_std_min must be <= log_std_max"),
             (self.entropy in ("auto", "fixed", "none"),
              f"entropy must be 'auto', 'fixed' or 'none', got {self.entropy!r}"),
+            (self.learn_std or self.entropy == "none", "a fixed std (learn_std=False) needs entropy='none'"),
+            (self.pixel_encoder in ("drqv2", "depth"),
+             f"pixel_encoder must be 'drqv2' or 'depth', got {self.pixel_encoder!r}"),
+            (self.actor_lr_schedule in ("cosine", "constant"),
+             f"actor_lr_schedule must be 'cosine' or 'constant', got {self.actor_lr_schedule!r}"),
             (self.critic_lr_schedule in ("constant", "linear"),
              f"critic_lr_schedule must be 'constant' or 'linear', got {self.critic_lr_schedule!r}"),
             (self.critic_minibatch >= 1 and self.critic_iterations >= 0,
@@ -127,7 +147,8 @@ class SDPGConfig:
             (self.image_size is None or len(self.image_size) == 2, "image_size must be (H, W) or None"),
             (0 <= self.top_k <= self.num_perturbations + 1, "top_k must be in [0, M+1]"),
             (self.checkpoint_every >= 1 and self.episode_window >= 1, "checkpoint_every, episode_window >= 1"),
-            (self.mean_bound > 0 and self.torch_threads >= 1, "mean_bound > 0 and torch_threads >= 1"),
+            ((self.mean_bound is None or self.mean_bound > 0) and self.torch_threads >= 1,
+             "mean_bound must be > 0 (or None) and torch_threads >= 1"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -145,12 +166,30 @@ class SDPGConfig:
         return apply_overrides(cls(), data)
 
 
-# Per-task presets: upstream §5 hyperparameters; B, M, critic mini-batch and max_epochs scaled for a
-# 2-core CPU (§8.2 "cpu-default": B=8, M=31, N=256, critic mini-batch 1024). Reason: on a CPU the
-# rendering and the conv update scale with B*T and dominate; physics (N*T) is cheap. Measured on the
-# project's 2-core machine, Hopper 84x84: B=8, T=32 takes ~4 s/epoch (actor step 2.7 s, rollout 1.2 s),
-# so T=16 (~2 s/epoch) and max_epochs=1500 (about an hour) let the cosine LR schedule finish.
+# Per-task presets: the hyperparameters and network inputs of spec §5; B, M, T, the critic mini-batch and the
+# epoch schedule scaled for a 2-core CPU (§8.2 "cpu-default": B=8, M=31, N=256, critic mini-batch 1024). Reason:
+# on a CPU the rendering and the conv update scale with B*T and dominate; physics (N*T) is cheap. Measured on the
+# project's 2-core machine, Hopper 84x84: B=8, T=32 takes ~4 s/epoch (actor step 2.7 s, rollout 1.2 s), so the
+# horizons of 32 are halved (T=16; ~2 s/epoch) and ALOHA's and Franka's 64 become 32 (§8.2: "try 32"), and
+# max_epochs=1500 (about an hour) lets the cosine LR schedule finish.
 _HOPPER_WALKER = SDPGConfig()
+# The hands, Franka, ALOHA and G1 (§5): linear critic LR decay, target alpha 0.2, no entropy term; proprio through
+# an RMS-normalised MLP beside the pixels.
+_MANIPULATION = dataclasses.replace(
+    _HOPPER_WALKER, encoder_dim=256, use_proprio=True, actor_lr=1e-3, entropy="none", critic_lr=5e-4,
+    critic_lr_schedule="linear", target_critic_alpha=0.2)
+_HAND = dataclasses.replace(
+    _MANIPULATION, proprio_hidden=(1024, 256), actor_hidden=(256, 128), grad_norm=0.5,
+    critic_hidden=(1024, 512, 256, 128))
+# Go2 (§5, §2.4, §2.9): segment-level ΔJ without trace, fixed sigma = 1, no mean or log-std bounds, constant actor
+# LR, reward scale 10, 5 critic passes, hard target copy; depth camera through the depth backbone; proprio (a
+# history) and privileged state not normalised, the height scan is.
+_GO2 = dataclasses.replace(
+    _HOPPER_WALKER, horizon=24, causality=False, eligibility_trace=False, reward_scale=10.0, actor_lr=5e-4,
+    actor_lr_schedule="constant", pixel_encoder="depth", encoder_dim=32, use_proprio=True,
+    proprio_hidden=(256, 128), proprio_rms=False, actor_hidden=(512, 256, 128), mean_bound=None, learn_std=False,
+    entropy="none", critic_lr=5e-4, critic_lr_schedule="linear", critic_hidden=(512, 256, 128),
+    privileged_rms=False, critic_height_scan_hidden=(128, 256), critic_iterations=5, target_critic_alpha=0.0)
 PRESETS: dict[str, SDPGConfig] = {
     "VRB/Hopper-v0": dataclasses.replace(_HOPPER_WALKER, task="VRB/Hopper-v0"),
     "VRB/Walker-v1": dataclasses.replace(_HOPPER_WALKER, task="VRB/Walker-v1"),
@@ -165,6 +204,20 @@ PRESETS: dict[str, SDPGConfig] = {
         _HOPPER_WALKER, task="VRB/WalkerHurdle-v1", use_proprio=True, proprio_hidden=(256,), encoder_dim=256,
         actor_hidden=(256, 128), actor_lr=1e-3, entropy="none", critic_hidden=(128,),
         critic_privileged_hidden=(256,), critic_height_scan_hidden=(128, 256)),
+    "VRB/ShadowCube-v0": dataclasses.replace(_HAND, task="VRB/ShadowCube-v0"),
+    "VRB/AllegroCube-v0": dataclasses.replace(_HAND, task="VRB/AllegroCube-v0"),
+    "VRB/FrankaPick-v0": dataclasses.replace(  # wrist camera -> 256, front camera -> 32
+        _MANIPULATION, task="VRB/FrankaPick-v0", horizon=32, actor_lr=2e-3, proprio_hidden=(1024, 128),
+        actor_hidden=(1024, 512, 256, 128), critic_hidden=(1024, 512, 256, 128)),
+    "VRB/AlohaInsertion-v0": dataclasses.replace(  # table camera -> 256, each wrist camera -> 32
+        _MANIPULATION, task="VRB/AlohaInsertion-v0", horizon=32, actor_lr=2e-3, critic_lr=2e-3,
+        proprio_hidden=(256,), actor_hidden=(512, 256, 128), critic_hidden=(512, 256, 128)),
+    "VRB/G1Hurdle-v0": dataclasses.replace(
+        _MANIPULATION, task="VRB/G1Hurdle-v0", proprio_hidden=(256,), actor_hidden=(256, 128), entropy="auto",
+        critic_hidden=(128,), critic_privileged_hidden=(256,), critic_height_scan_hidden=(128, 256)),
+    "VRB/Go2Terrain-v0": dataclasses.replace(_GO2, task="VRB/Go2Terrain-v0"),
+    # no upstream visual config: Go2Terrain's, as the spec assumes (§5)
+    "VRB/Go2-v0": dataclasses.replace(_GO2, task="VRB/Go2-v0"),
 }
 # the deprecated v0 of the tasks whose robots fell through the floor keep their presets
 PRESETS.update({f"{k[:-3]}-v0": dataclasses.replace(v, task=f"{k[:-3]}-v0")
@@ -172,7 +225,10 @@ PRESETS.update({f"{k[:-3]}-v0": dataclasses.replace(v, task=f"{k[:-3]}-v0")
 
 
 def make_config(task: str, overrides: dict[str, Any] | None = None) -> SDPGConfig:
-    """The preset of ``task`` (the generic one for tasks without a preset) with ``overrides``.
+    """The preset of ``task`` with ``overrides``.
+
+    Every VRB task has a preset; a task registered by another package gets the Hopper/Walker one (pixels of
+    every policy camera, no proprio: set ``use_proprio`` and the network sizes with ``overrides``).
 
     Raises:
         KeyError: Unknown task (naming the closest ids).
@@ -252,13 +308,37 @@ class DrQv2Encoder(nn.Module):
         return self.head(self.convs(pixels.float() / 255.0 - 0.5))  # images are never RMS-normalised
 
 
-class Actor(nn.Module):
-    """Pixels (+ normalised proprio) -> pre-tanh mean; log-std is a free parameter vector (§2.9)."""
+class DepthEncoder(nn.Module):
+    """Go2's depth backbone (§2.11): Conv 5x5 (32) -> MaxPool 2 -> ELU -> Conv 3x3 (64) -> ELU -> Linear 128 -> ELU
+    -> Linear out -> Tanh."""
 
-    def __init__(self, pixel_shape: tuple[int, int, int], proprio_dim: int, action_dim: int, cfg: SDPGConfig) -> None:
+    def __init__(self, in_shape: tuple[int, int, int], out_dim: int) -> None:
         super().__init__()
-        self.encoder = DrQv2Encoder(pixel_shape, cfg.encoder_dim)
-        feat = cfg.encoder_dim
+        c, h, w = in_shape
+        self.convs = nn.Sequential(nn.Conv2d(c, 32, 5), nn.MaxPool2d(2), nn.ELU(), nn.Conv2d(32, 64, 3), nn.ELU(),
+                                   nn.Flatten())
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, c, h, w)).shape[1]
+        self.head = nn.Sequential(nn.Linear(flat, 128), nn.ELU(), nn.Linear(128, out_dim), nn.Tanh())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(pixels.float() / 255.0 - 0.5))
+
+
+class Actor(nn.Module):
+    """Images of every policy camera (+ proprio) -> pre-tanh mean; log-std is a free parameter vector (§2.9).
+
+    The first camera goes through ``cfg.pixel_encoder`` to ``encoder_dim`` features, each further camera through
+    its own DrQ-v2 trunk to ``extra_camera_dim``, proprio through an MLP; the features are concatenated (§5).
+    """
+
+    def __init__(self, image_shapes: list[tuple[int, int, int]], proprio_dim: int, action_dim: int,
+                 cfg: SDPGConfig) -> None:
+        super().__init__()
+        first = DepthEncoder if cfg.pixel_encoder == "depth" else DrQv2Encoder
+        self.encoder = first(image_shapes[0], cfg.encoder_dim)
+        self.extra_encoders = nn.ModuleList(DrQv2Encoder(s, cfg.extra_camera_dim) for s in image_shapes[1:])
+        feat = cfg.encoder_dim + cfg.extra_camera_dim * len(self.extra_encoders)
         self.proprio_encoder = None
         if cfg.use_proprio:
             self.proprio_encoder, pdim = mlp(proprio_dim, cfg.proprio_hidden)
@@ -267,14 +347,24 @@ class Actor(nn.Module):
         self.mean = nn.Linear(hdim, action_dim)
         _ortho_init(self)
         nn.init.orthogonal_(self.mean.weight, gain=cfg.mean_head_gain)
-        self.log_std = nn.Parameter(torch.full((action_dim,), float(cfg.init_log_std)))
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(cfg.init_log_std)), requires_grad=cfg.learn_std)
 
-    def forward(self, pixels: torch.Tensor, proprio: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encoder(pixels)
+    def forward(self, images: list[torch.Tensor], proprio: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(images[0])
+        if len(self.extra_encoders):
+            z = torch.cat([z, *(enc(x) for enc, x in zip(self.extra_encoders, images[1:]))], dim=-1)
         if self.proprio_encoder is not None:
             z = torch.cat([z, self.proprio_encoder(proprio)], dim=-1)
         mean = self.mean(self.trunk(z))
         return mean, self.log_std.expand_as(mean)
+
+
+def clamp_mean(x: Any, bound: float | None) -> Any:
+    """``x`` clamped to [-bound, bound] (numpy or torch); unchanged when ``bound`` is None."""
+    if bound is None:
+        return x
+    return x.clamp(-bound, bound) if isinstance(x, torch.Tensor) else np.clip(x, -bound, bound)
 
 
 class Critic(nn.Module):
@@ -321,12 +411,33 @@ def lambda_returns(rewards: np.ndarray, next_values: np.ndarray, dones: np.ndarr
     return G
 
 
-def ascent_directions(G_block: np.ndarray, eps: np.ndarray, sigma: np.ndarray,
-                      top_k: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Zeroth-order action-space ascent directions per nominal sample (§2.4-2.6).
+def delta_j(G: np.ndarray, dones: np.ndarray, block_ids: np.ndarray, causal: bool = True) -> np.ndarray:
+    """Return differences ΔJ ``(T, B, M+1)`` of every block entry against its nominal, entry 0 (§2.4).
 
     Args:
-        G_block: ``(..., M+1)`` returns, entry 0 the nominal.
+        G: ``(T, N)`` returns-to-go (:func:`lambda_returns`).
+        dones: ``(T, N)`` segment ends.
+        block_ids: ``(B, M+1)`` env ids of each block, the nominal first.
+        causal: Per timestep, ΔJ_t = G_{e,t} - G_{nom,t}. Otherwise segment-level: every step of env e's
+            segment that starts at step s gets G_{e,s} - G_{nom,s}, the returns from the segment's start
+            (with ``eligibility_trace=False`` these are the spec's R_e(s) and R_nom(s)).
+    """
+    if causal:
+        G_block = G[:, block_ids]
+        return G_block - G_block[..., :1]
+    start = np.zeros(G.shape, dtype=np.int64)  # the first step of the segment that (t, e) belongs to
+    for t in range(1, G.shape[0]):
+        start[t] = np.where(dones[t - 1], t, start[t - 1])
+    s = start[:, block_ids]  # (T, B, M+1)
+    return G[s, block_ids] - G[s, block_ids[:, :1]]
+
+
+def ascent_directions(dJ: np.ndarray, eps: np.ndarray, sigma: np.ndarray,
+                      top_k: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zeroth-order action-space ascent directions per nominal sample (§2.5-2.6).
+
+    Args:
+        dJ: ``(..., M+1)`` return differences against the nominal (:func:`delta_j`; entry 0 is 0).
         eps: ``(..., M+1, A)`` standard-normal noise (0 for the nominal).
         sigma: ``(..., A)`` the executed std.
         top_k: keep only the k entries with the largest ΔJ (0: all).
@@ -334,20 +445,23 @@ def ascent_directions(G_block: np.ndarray, eps: np.ndarray, sigma: np.ndarray,
     Returns:
         d_mu ``(..., A)``, d_logstd ``(..., A)`` and the ΔJ std ``(...)``.
     """
-    dJ = G_block - G_block[..., :1]  # causal ΔJ with the nominal as baseline; NOT mean-centred
+    # ΔJ has the nominal as baseline and is NOT mean-centred
     std = dJ.std(axis=-1, ddof=1)  # unbiased, over all M+1 entries (the nominal's zero included)
     dJn = dJ / (std[..., None] + 1e-6)  # reward-invariant normalisation
     if top_k:
         thresh = np.sort(dJ, axis=-1)[..., -top_k][..., None]
         dJn = np.where(dJ >= thresh, dJn, 0.0)
-    n = G_block.shape[-1]  # divisor M+1
+    n = dJ.shape[-1]  # divisor M+1
     d_mu = (dJn[..., None] * eps).sum(-2) / n
     d_logstd = (dJn[..., None] * (eps**2 - 1.0)).sum(-2) / n * sigma
     return d_mu, d_logstd, std
 
 
 def cosine_warmup_lr(epoch: int, cfg: SDPGConfig) -> float:
-    """Actor LR: linear warm-up over ``warmup_epochs``, cosine to ``actor_lr_min`` at ``max_epochs`` (§2.10)."""
+    """Actor LR: linear warm-up over ``warmup_epochs``, cosine to ``actor_lr_min`` at ``max_epochs`` (§2.10);
+    constant with ``actor_lr_schedule="constant"``."""
+    if cfg.actor_lr_schedule == "constant":
+        return cfg.actor_lr
     if epoch < cfg.warmup_epochs:
         return cfg.actor_lr * (epoch + 1) / cfg.warmup_epochs
     span = max(1, cfg.max_epochs - cfg.warmup_epochs)
@@ -375,7 +489,7 @@ def make_env(cfg: SDPGConfig) -> Any:
 class Rollout:
     """One epoch of data. Shapes: T steps, B nominal, N envs, A actions, K = M+1 per block."""
 
-    pixels: np.ndarray  # (T, B, C, H, W) uint8, nominal only
+    images: dict[str, np.ndarray]  # camera key -> (T, B, C, H, W) uint8, nominal only
     proprio: np.ndarray | None  # (T, B, P) normalised with the epoch's frozen RMS
     critic_obs: dict[str, np.ndarray]  # key -> (T, N, D) normalised
     mean: np.ndarray  # (T, B, A) executed (clipped) nominal mean m
@@ -409,13 +523,20 @@ class SDPG:
         self.nominal_of_aux = np.repeat(np.arange(B), M)
 
         space = self.env.single_observation_space.spaces
-        self.pixel_shape = tuple(space["pixels"].shape)
+        self.image_keys = policy_image_keys(self.env)  # pixels, pixels_<camera>, ...
+        self.image_shapes = [tuple(space[k].shape) for k in self.image_keys]
         self.action_dim = int(self.env.single_action_space.shape[0])
         self.proprio_dim = int(space["proprio"].shape[0]) if "proprio" in space else 0
+        if cfg.use_proprio and not self.proprio_dim:
+            raise ConfigError(f"use_proprio=True, but {cfg.task} has no proprio observation")
         self.critic_keys = [k for k in ("privileged", "height_scan") if k in space]
-        self.rms = {k: RunningMeanStd(int(space[k].shape[0])) for k in [*self.critic_keys, "proprio"] if k in space}
+        # running mean/std of the normalised vector inputs (§2.11); the others enter as they are
+        normalised = [k for k in self.critic_keys if k != "privileged" or cfg.privileged_rms]
+        if cfg.use_proprio and cfg.proprio_rms:
+            normalised.append("proprio")
+        self.rms = {k: RunningMeanStd(int(space[k].shape[0])) for k in normalised}
 
-        self.actor = Actor(self.pixel_shape, self.proprio_dim, self.action_dim, cfg)
+        self.actor = Actor(self.image_shapes, self.proprio_dim, self.action_dim, cfg)
         self.critic = Critic(int(space["privileged"].shape[0]),
                              int(space["height_scan"].shape[0]) if "height_scan" in space else 0, cfg)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -446,7 +567,7 @@ class SDPG:
             r.update(obs[k])
 
     def _norm(self, rms: dict[str, RunningMeanStd], key: str, x: np.ndarray) -> np.ndarray:
-        return rms[key].normalize(x)
+        return rms[key].normalize(x) if key in rms else x.astype(np.float32)
 
     def _patch_vectors(self, ids: np.ndarray) -> None:
         """Refresh the vector observations of ``ids`` after set_state (no rendering)."""
@@ -463,11 +584,13 @@ class SDPG:
         self._patch_vectors(self.aux_ids)
 
     @torch.no_grad()
-    def policy(self, pixels: np.ndarray, proprio: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def policy(self, images: list[np.ndarray], proprio: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Clamped mean m and log-std l for a batch of nominal observations (§2.2 step 1)."""
-        mean, log_std = self.actor(torch.as_tensor(pixels), None if proprio is None else torch.as_tensor(proprio))
-        mean = mean.clamp(-self.cfg.mean_bound, self.cfg.mean_bound)
-        log_std = log_std.clamp(self.cfg.log_std_min, self.cfg.log_std_max)
+        mean, log_std = self.actor([torch.as_tensor(x) for x in images],
+                                   None if proprio is None else torch.as_tensor(proprio))
+        mean = clamp_mean(mean, self.cfg.mean_bound)
+        if self.cfg.learn_std:
+            log_std = log_std.clamp(self.cfg.log_std_min, self.cfg.log_std_max)
         return mean.numpy().astype(np.float64), log_std.numpy().astype(np.float64)
 
     @torch.no_grad()
@@ -480,7 +603,7 @@ class SDPG:
         cfg, B, M, N, K, T, A = self.cfg, self.B, self.M, self.N, self.K, self.cfg.horizon, self.action_dim
         rms = copy.deepcopy(self.rms)  # frozen snapshot normalises this epoch; live stats keep updating
         self.branch_all()
-        pixels = np.zeros((T, B, *self.pixel_shape), np.uint8)
+        images = {k: np.zeros((T, B, *shape), np.uint8) for k, shape in zip(self.image_keys, self.image_shapes)}
         proprio = np.zeros((T, B, self.proprio_dim), np.float32) if cfg.use_proprio else None
         critic_obs = {k: np.zeros((T, N, self.obs[k].shape[1]), np.float32) for k in self.critic_keys}
         means, log_stds = np.zeros((T, B, A)), np.zeros((T, B, A))
@@ -490,16 +613,17 @@ class SDPG:
         env_time = 0.0  # env.step + resets + clones (physics, task code and rendering of the B nominal envs)
         for t in range(T):
             # 5a: store observations (actor: nominal only; critic: every env)
-            pixels[t] = self.obs["pixels"]
+            for k, x in images.items():
+                x[t] = self.obs[k]
             if proprio is not None:
                 proprio[t] = self._norm(rms, "proprio", self.obs["proprio"][:B])
             for k in self.critic_keys:
                 critic_obs[k][t] = self._norm(rms, k, self.obs[k])
             # 5b-c: the nominal's mean and std drive its whole block; the nominal executes its mean
-            m, l = self.policy(pixels[t], None if proprio is None else proprio[t])
+            m, l = self.policy([x[t] for x in images.values()], None if proprio is None else proprio[t])
             eps = self.rng.standard_normal((B, K, A))
             eps[:, 0] = 0.0
-            a_block = np.clip(m[:, None] + np.exp(l)[:, None] * eps, -cfg.mean_bound, cfg.mean_bound)
+            a_block = clamp_mean(m[:, None] + np.exp(l)[:, None] * eps, cfg.mean_bound)
             actions = np.zeros((N, A))
             actions[self.block_ids.reshape(-1)] = a_block.reshape(B * K, A)
             means[t], log_stds[t], eps_all[t] = m, l, eps
@@ -547,17 +671,17 @@ class SDPG:
         self.epoch_env_time = env_time
         self.env_steps += N * T
         self.frames += B * T
-        return Rollout(pixels, proprio, critic_obs, means, log_stds, eps_all, rewards, next_values, dones, terms)
+        return Rollout(images, proprio, critic_obs, means, log_stds, eps_all, rewards, next_values, dones, terms)
 
     # ------------------------------------------------------------------ update (§2.3-2.8)
     def actor_targets(self, ro: Rollout) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """Regression targets mu*, l* ``(T, B, A)`` from the rollout (§2.3-2.7)."""
         cfg = self.cfg
         G = lambda_returns(ro.rewards, ro.next_values, ro.dones, cfg.gamma, cfg.lam, cfg.eligibility_trace)
-        G_block = G[:, self.block_ids]  # (T, B, K)
+        dJ = delta_j(G, ro.dones, self.block_ids, cfg.causality)  # (T, B, K)
         sigma = np.exp(ro.log_std)
-        d_mu, d_l, dj_std = ascent_directions(G_block, ro.eps, sigma, cfg.top_k)
-        mu_t = np.clip(ro.mean + d_mu, -cfg.mean_bound, cfg.mean_bound)
+        d_mu, d_l, dj_std = ascent_directions(dJ, ro.eps, sigma, cfg.top_k)
+        mu_t = clamp_mean(ro.mean + d_mu, cfg.mean_bound)
         l_t = np.clip(ro.log_std + d_l, cfg.log_std_min, cfg.log_std_max)
         stats = {"delta_j_std": float(dj_std.mean()), "d_mu_norm": float(np.linalg.norm(d_mu, axis=-1).mean()),
                  "d_logstd_norm": float(np.linalg.norm(d_l, axis=-1).mean())}
@@ -573,17 +697,19 @@ class SDPG:
         t0 = time.perf_counter()
         mu_t, l_t, stats = self.actor_targets(ro)
         # --- actor: ONE full-batch regression step on the B*T nominal observations
-        pix = torch.as_tensor(ro.pixels.reshape(T * B, *self.pixel_shape))
+        images = [torch.as_tensor(x.reshape(T * B, *x.shape[2:])) for x in ro.images.values()]
         prop = None if ro.proprio is None else torch.as_tensor(ro.proprio.reshape(T * B, -1))
-        mean, log_std = self.actor(pix, prop)
+        mean, log_std = self.actor(images, prop)
         mean_c, log_std_c = mean, log_std
         if cfg.clamp_predictions:  # upstream: clamped predictions, so no gradient beyond the bounds
-            mean_c = mean.clamp(-cfg.mean_bound, cfg.mean_bound)
+            mean_c = clamp_mean(mean, cfg.mean_bound)
             log_std_c = log_std.clamp(cfg.log_std_min, cfg.log_std_max)
         mu_target = torch.as_tensor(mu_t.reshape(T * B, -1), dtype=torch.float32)
         l_target = torch.as_tensor(l_t.reshape(T * B, -1), dtype=torch.float32)
         alpha = self.log_alpha.exp().detach()
-        loss = ((mean_c - mu_target) ** 2).mean() + ((log_std_c - l_target) ** 2).mean()
+        loss = ((mean_c - mu_target) ** 2).mean()
+        if cfg.learn_std:  # a fixed std (Go2) has no log-std target
+            loss = loss + ((log_std_c - l_target) ** 2).mean()
         if cfg.entropy != "none":
             loss = loss - alpha * log_std_c.mean()
         self.actor_opt.zero_grad()
@@ -619,7 +745,7 @@ class SDPG:
         stats.update(
             actor_loss=loss.item(), critic_loss=float(np.mean(closs)) if closs else float("nan"),
             actor_grad_norm=grad_norm, sigma=float(np.exp(ro.log_std).mean()), alpha=self.log_alpha.exp().item(),
-            mean_clamped_frac=float((np.abs(ro.mean) >= cfg.mean_bound).mean()),
+            mean_clamped_frac=0.0 if cfg.mean_bound is None else float((np.abs(ro.mean) >= cfg.mean_bound).mean()),
             branch_terminated_frac=self.epoch_branch_terminated,
             actor_lr=self.actor_opt.param_groups[0]["lr"], critic_lr=self.critic_opt.param_groups[0]["lr"],
             time_actor_s=t1 - t0, time_critic_s=t2 - t1)
@@ -725,8 +851,8 @@ class SDPG:
         data = {
             "format_version": FORMAT_VERSION, "agent": AGENT_NAME, "kind": "policy", "task": self.cfg.task,
             "config": self.cfg.to_dict(), "actor": self.actor.state_dict(),
-            "rms": {"proprio": self.rms["proprio"].state_dict()} if self.cfg.use_proprio else {},
-            "obs_space": _obs_space(self.env),
+            "rms": {"proprio": self.rms["proprio"].state_dict()} if "proprio" in self.rms else {},
+            "obs_space": _obs_space(self.env), "image_keys": self.image_keys,
             "pixel_layout": "CHW", "action_dim": self.action_dim,
             "epoch": self.epoch, "env_steps": self.env_steps, "episode_return": self.episode_stats()["episode_return"],
         }
@@ -758,25 +884,33 @@ class SDPGPolicy:
         self.cfg = SDPGConfig.from_dict(data["config"])
         self.task = data["task"]
         self.obs_space = data["obs_space"]
-        self.pixel_shape = tuple(self.obs_space["pixels"]["shape"])  # (C, H, W)
+        self.image_keys = list(data.get("image_keys", ["pixels"]))  # files before multi-camera SDPG: pixels
+        self.image_shapes = [tuple(self.obs_space[k]["shape"]) for k in self.image_keys]  # (C, H, W)
         proprio_dim = self.obs_space.get("proprio", {"shape": [0]})["shape"][0]
-        self.actor = Actor(self.pixel_shape, proprio_dim, int(data["action_dim"]), self.cfg)
+        self.actor = Actor(self.image_shapes, proprio_dim, int(data["action_dim"]), self.cfg)
         self.actor.load_state_dict(data["actor"])
         self.actor.eval()
         self.rms = None
-        if self.cfg.use_proprio:
+        if "proprio" in data["rms"]:
             self.rms = RunningMeanStd(proprio_dim)
             self.rms.load_state_dict(data["rms"]["proprio"])
         self.meta = {k: data.get(k) for k in ("epoch", "env_steps", "episode_return")}
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        pixels, single = images_chw(obs["pixels"], self.pixel_shape, "pixels", self.task)
+        images = []
+        for key, shape in zip(self.image_keys, self.image_shapes):
+            if key not in obs:
+                raise ValueError(f"observation has no {key!r}: this {self.task} policy uses the cameras "
+                                 f"{self.image_keys}; got keys {sorted(obs)}")
+            x, single = images_chw(obs[key], shape, key, self.task)
+            images.append(torch.as_tensor(x))
         proprio = None
-        if self.rms is not None:
-            proprio = torch.as_tensor(self.rms.normalize(np.atleast_2d(obs["proprio"])))
-        mean, _ = self.actor(torch.as_tensor(pixels), proprio)
-        a = torch.tanh(mean.clamp(-self.cfg.mean_bound, self.cfg.mean_bound)).numpy().astype(np.float32)
+        if self.cfg.use_proprio:
+            proprio = np.atleast_2d(obs["proprio"]).astype(np.float32)
+            proprio = torch.as_tensor(proprio if self.rms is None else self.rms.normalize(proprio))
+        mean, _ = self.actor(images, proprio)
+        a = torch.tanh(clamp_mean(mean, self.cfg.mean_bound)).numpy().astype(np.float32)
         return a[0] if single else a
 
     __call__ = act

@@ -76,6 +76,9 @@ class LocomotionTask(Task):
     #: Floor and obstacles collide with the robot; False only in the deprecated v0 of Walker,
     #: WalkerHurdle and Ant, whose robots fall through the floor (see their version history).
     world_contact: bool = True
+    #: Drawn extent of the floor along x (from -20 m) and its half-width, metres.
+    floor_length: float = 140.0
+    floor_half_width: float = 10.0
 
     def load_robot(self) -> mujoco.MjSpec:
         """The robot's ``MjSpec`` without its own floor, lights and cameras."""
@@ -87,8 +90,9 @@ class LocomotionTask(Task):
 
     def build_scene(self) -> mujoco.MjSpec:
         spec = self.load_robot()
-        scene.add_floor(spec, half_size=(70.0, 10.0), center=(50.0, 0.0), friction=self.cfg.floor_friction,
-                        contact=self.world_contact)
+        half = self.floor_length / 2
+        scene.add_floor(spec, half_size=(half, self.floor_half_width), center=(half - 20.0, 0.0),
+                        friction=self.cfg.floor_friction, contact=self.world_contact)
         self.customize(spec)
         scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
         return spec
@@ -132,12 +136,18 @@ class PlanarTask(LocomotionTask):
 
     joint_names: tuple[str, ...] = ()
     spawn_z: float = 1.25
+    #: h is the torso height relative to its spawn height (the root z slide minus its reference); False only
+    #: in the deprecated Hopper-v0, whose h was the absolute torso height (see its version history).
+    relative_height: bool = True
 
     def setup(self, model):
         super().setup(model)
         adr = lambda n: model.joint(n).qposadr[0]  # noqa: E731
         dadr = lambda n: model.joint(n).dofadr[0]  # noqa: E731
         self.i_x, self.i_z, self.i_pitch = adr("rootx"), adr("rootz"), adr("rooty")
+        # h = qpos[rootz] - z_ref: Gymnasium's hopper gives rootz ref=1.25 (qpos0 = 1.25 at spawn), dm_control's
+        # walker none (qpos0 = 0)
+        self.z_ref = float(model.qpos0[self.i_z]) if self.relative_height else 0.0
         self.v_x, self.v_z, self.v_pitch = dadr("rootx"), dadr("rootz"), dadr("rooty")
         self.q_legs = np.array([adr(n) for n in self.joint_names])
         self.v_legs = np.array([dadr(n) for n in self.joint_names])
@@ -161,8 +171,8 @@ class PlanarTask(LocomotionTask):
         self.remember_spawn(sim, state, env_ids)
 
     def height(self, sim, env_ids):
-        """Torso height relative to the spawn height (the root z slide)."""
-        return sim.qpos[env_ids, self.i_z]
+        """h: the torso height relative to the spawn height (the root z slide minus its reference)."""
+        return sim.qpos[env_ids, self.i_z] - self.z_ref
 
     def planar_vector(self, sim, env_ids):
         """[pitch, h, legs q, v_x, w_pitch, v_z, legs qd] (Walker's privileged layout)."""
@@ -171,7 +181,7 @@ class PlanarTask(LocomotionTask):
 
 @dataclass(frozen=True)
 class HopperConfig(LocomotionConfig):
-    """VRB/Hopper-v0 (tasks.md 3.1)."""
+    """VRB/Hopper-v1 and the deprecated v0 (tasks.md 3.1)."""
 
     timestep: float = 0.005
     substeps: int = 2
@@ -185,15 +195,16 @@ class HopperConfig(LocomotionConfig):
     w_action: float = -0.1
 
 
-@register_task("VRB/Hopper-v0")
+@register_task("VRB/Hopper-v1")
 class Hopper(PlanarTask):
     """Planar one-legged hopper hops forward from pixels.
 
     **Description.** Gymnasium's ``hopper.xml`` (armature 1 and damping 1 kept on the leg joints)
-    on a 140 m textured floor; timestep 0.005 s x 2 sub-steps (100 Hz control).
+    on a 200 m textured floor (x from -20 to 180 m); timestep 0.005 s x 2 sub-steps (100 Hz control).
 
     **Observations.** ``pixels`` 84x84x9 (3 RGB frames, oldest first); ``proprio`` (6): thigh, leg,
-    foot angles and velocities; ``privileged`` (11): [h, pitch, 3 q, v_x, v_z, w_pitch, 3 qd].
+    foot angles and velocities; ``privileged`` (11): [h, pitch, 3 q, v_x, v_z, w_pitch, 3 qd] with
+    h = z_torso - 1.25 (0 at the spawn height).
 
     **Actions.** 3 torques, tau = 200 a.
 
@@ -206,12 +217,16 @@ class Hopper(PlanarTask):
 
     **Cameras.** ``track``: tracking camera 2 m to the side, 0.5 m below the torso, fovy 60.
 
-    **Version history.** v0: initial release.
+    **Version history.** v0: initial release; h was the absolute torso height (about 1.25 at the spawn),
+    so the fall condition h < -0.45 never fired and a hopper lying on the floor still earned the height
+    term; its floor was drawn 140 m long; deprecated. v1: h = z_torso - 1.25 (reward, termination and
+    ``privileged``), as specified; the floor is drawn 200 m long.
     """
 
     config_cls = HopperConfig
     model_path = gymnasium_asset("hopper.xml")
     joint_names = ("thigh_joint", "leg_joint", "foot_joint")
+    floor_length = 200.0
 
     def setup(self, model):
         super().setup(model)
@@ -221,7 +236,9 @@ class Hopper(PlanarTask):
 
     def observe(self, sim, state, env_ids):
         rows = sim.state.take(env_ids, axis=0)
-        return {"proprio": rows.take(self.legs_cols, axis=1), "privileged": rows.take(self.hopper_cols, axis=1)}
+        privileged = rows.take(self.hopper_cols, axis=1)
+        privileged[:, 0] -= self.z_ref  # h
+        return {"proprio": rows.take(self.legs_cols, axis=1), "privileged": privileged}
 
     def reward_terms(self, sim, state, action, env_ids):
         c = self.cfg
@@ -237,6 +254,16 @@ class Hopper(PlanarTask):
     def failure(self, sim, state, env_ids):
         h = self.height(sim, env_ids)
         return (h < -0.45) | (h > 15.0) | (np.abs(sim.qvel[env_ids]) > 100.0).any(axis=1)
+
+
+@register_task("VRB/Hopper-v0", deprecated_by="VRB/Hopper-v1",
+               reason=("h is the absolute torso height, so the hopper never terminates when it falls",
+                       "In v0 h was the absolute torso height (about 1.25 at the spawn) where the task defines "
+                       "h = z_torso - 1.25: the fall condition h < -0.45 never fired, a hopper lying on the floor "
+                       "kept earning the height term and could still succeed, and the floor was drawn 140 m long"))
+class HopperV0(Hopper):
+    relative_height = False
+    floor_length = 140.0
 
 
 #: Why the v0 of Walker, WalkerHurdle and Ant is deprecated (short, then in full).

@@ -33,7 +33,7 @@ from visual_robo_bench.agents.sdpg import (  # noqa: E402
     make_config,
 )
 
-TASK = "VRB/Hopper-v0"
+TASK = "VRB/Hopper-v1"
 TINY = dict(num_nominal=2, num_perturbations=2, horizon=4, image_size=(32, 32), critic_minibatch=16,
             critic_iterations=2, warmup_epochs=100, max_epochs=200, max_episode_steps=6, nthread=1, torch_threads=1)
 TINY_SET = ["num_nominal=2", "num_perturbations=2", "horizon=4", "image_size=32,32", "critic_minibatch=16",
@@ -251,7 +251,7 @@ def test_checkpoint_round_trip_continues_exactly(tmp_path):
         finally:
             b.close()
         # a checkpoint of another task or of another format version is refused with a clear error
-        with pytest.raises(IncompatibleCheckpoint, match="trained on 'VRB/Hopper-v0'"):
+        with pytest.raises(IncompatibleCheckpoint, match="trained on 'VRB/Hopper-v1'"):
             SDPG.from_checkpoint(tmp_path / "ck.pt", task="VRB/Walker-v1")
         data = torch.load(tmp_path / "ck.pt", weights_only=False)
         data["format_version"] = FORMAT_VERSION + 1
@@ -396,7 +396,7 @@ def test_train_command_outputs_and_bad_input(tmp_path, capsys):
         (["train", "--task", TASK, "--set", "horizn=3", "--run-dir", str(tmp_path / "y")],
          "unknown config key 'horizn'"),
         (["train", "--task", TASK, "--set", "horizon", "--run-dir", str(tmp_path / "y")], "key=value"),
-        (["train", "--task", "VRB/Walker-v1", "--resume", "--run-dir", str(run)], "trained on 'VRB/Hopper-v0'"),
+        (["train", "--task", "VRB/Walker-v1", "--resume", "--run-dir", str(run)], "trained on 'VRB/Hopper-v1'"),
         (["train", "--resume", "--run-dir", str(run), "--set", "horizon=8"], "cannot change ['horizon']"),
         (["train", "--resume", "--run-dir", str(run), "--set", "torch_threads=2"], "cannot change ['torch_threads']"),
         (["train", "--resume", "--run-dir", str(tmp_path / "none")], "does not exist"),

@@ -11,12 +11,35 @@ import visual_robo_bench
 
 
 def test_hopper_keeps_armature_and_damping():
-    env = gym.make_vec("VRB/Hopper-v0", num_envs=1, obs_mode="state")
+    env = gym.make_vec("VRB/Hopper-v1", num_envs=1, obs_mode="state")
     m = env.unwrapped.model
     for name in ("thigh_joint", "leg_joint", "foot_joint"):
         j = m.joint(name)
         assert m.dof_armature[j.dofadr[0]] == 1.0 and m.dof_damping[j.dofadr[0]] == 1.0
     assert m.opt.timestep == 0.005
+    env.close()
+
+
+@pytest.mark.parametrize("task_id", ["VRB/Hopper-v1", "VRB/Hopper-v0"])
+def test_hopper_height_is_measured_from_the_spawn_and_a_fall_terminates(task_id):
+    """tasks.md 3.1: h = z_torso - 1.25 (privileged[0], the height term and the fall condition h < -0.45).
+    The deprecated v0 measured the absolute torso height: its fallen hopper neither terminated nor lost reward."""
+    from visual_robo_bench.core.sim import state_columns
+
+    env = gym.make_vec(task_id, num_envs=2, obs_mode="state", privileged=True)
+    obs, _ = env.reset(seed=0)
+    venv = env.unwrapped
+    z = venv.sim.xpos[:, venv.task.torso_id, 2]
+    h = obs["privileged"][:, 0]
+    np.testing.assert_allclose(h, z - 1.25 if task_id.endswith("v1") else z, atol=1e-6)
+    state = env.get_state()
+    # env 1: the torso lying at z = 0.3 (rootz's qpos is the torso z: body at 1.25, slide reference 1.25)
+    state.physics[1, state_columns(venv.model, mujoco.mjtState.mjSTATE_QPOS, [venv.task.i_z])] = 0.3
+    env.set_state(state.take([1]), [1])
+    _, _, terminated, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    fell = task_id.endswith("v1")
+    assert terminated.tolist() == [False, fell]
+    assert (info["reward_terms"]["height"][1] < 0) == fell  # d = clip(h + 0.3) < 0: -200 d^2
     env.close()
 
 
@@ -200,7 +223,7 @@ def test_lazy_forward_after_state_writes():
     np.testing.assert_array_equal(lazy.xpos, eager.xpos)
 
 
-@pytest.mark.parametrize("task_id", ["VRB/Walker-v1", "VRB/Hopper-v0"])
+@pytest.mark.parametrize("task_id", ["VRB/Walker-v1", "VRB/Hopper-v1"])
 def test_planar_reset_noise_is_uniform_per_env(task_id):
     """Env i's initial joints are qpos0 + U(-reset_noise, reset_noise) drawn from its own generator (seed + i)."""
     env = gym.make_vec(task_id, num_envs=3, obs_mode="state")

@@ -191,7 +191,7 @@ _GO2 = dataclasses.replace(
     entropy="none", critic_lr=5e-4, critic_lr_schedule="linear", critic_hidden=(512, 256, 128),
     privileged_rms=False, critic_height_scan_hidden=(128, 256), critic_iterations=5, target_critic_alpha=0.0)
 PRESETS: dict[str, SDPGConfig] = {
-    "VRB/Hopper-v0": dataclasses.replace(_HOPPER_WALKER, task="VRB/Hopper-v0"),
+    "VRB/Hopper-v1": dataclasses.replace(_HOPPER_WALKER, task="VRB/Hopper-v1"),
     "VRB/Walker-v1": dataclasses.replace(_HOPPER_WALKER, task="VRB/Walker-v1"),
     "VRB/Ant-v1": dataclasses.replace(
         _HOPPER_WALKER, task="VRB/Ant-v1", encoder_dim=256, actor_hidden=(256, 64, 32), entropy="none",

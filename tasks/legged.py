@@ -162,8 +162,10 @@ GO2_TORQUE = (23.7, 23.7, 45.43) * 4
 #: Scales of the velocity command (v_x*, v_y*, omega*) in Go2's 45-D actor vector (its columns 6:9).
 COMMAND_SCALE = np.array([2.0, 2.0, 0.25])
 # the spec's depth pipeline: render 106 x 60 at fovy 58, drop the last 2 rows and 4 columns on each
-# side, resize to 87 x 58. The same pixel grid comes straight from a pinhole camera with these
-# intrinsics (pixels): fy = 30 / tan(29 deg), fx = fy * 87 / 98.
+# side, resize to 87 x 58. Nearly the same pixel grid comes straight from a pinhole camera with these
+# intrinsics (pixels): fy = 30 / tan(29 deg), fx = fy * 87 / 98. Not quite: MuJoCo centres the principal
+# point, while that crop leaves the optical axis one row below the centre (30 rows above it, 28 below), so the
+# image sits one row (about 1 deg) off the spec's (a documented deviation of Go2-v0 and Go2Terrain-v0).
 _GO2_FY = 30.0 / math.tan(math.radians(29.0))
 _GO2_FX = _GO2_FY * 87.0 / 98.0
 GO2_DEPTH_FOVY = 2 * math.degrees(math.atan(29.0 / _GO2_FY))  # vertical FOV of the 58 kept rows
@@ -521,8 +523,9 @@ class Go2(Go2Base):
 
     **Cameras.** ``ego_depth``: rigid in ``base`` at (0.32, 0, 0.15), looking at (0.5, 0, 0) (about
     40 deg down), 87 wide x 58 high with the intrinsics of the D435-like 106x60 fovy-58 image cropped
-    (last 2 rows, 4 columns per side) and resized to 87x58 (about 84 x 56 deg); draws only geom group
-    0 (ground), not the robot. ``track``: third-person view for ``render()``.
+    (last 2 rows, 4 columns per side) and resized to 87x58 (about 84 x 56 deg), except that the principal
+    point is centred (the crop would leave it one row, about 1 deg, below the centre); draws only geom
+    group 0 (ground), not the robot. ``track``: third-person view for ``render()``.
 
     **Version history.** v0: initial release.
     """

@@ -68,6 +68,9 @@ def test_baseline_trains_exports_evaluates_and_resumes(agent, tmp_path, capsys):
     assert [int(r["epoch"]) for r in rows] == [1, 2] and int(rows[1]["env_steps"]) == 2 * steps > 0
     assert float(rows[-1]["env_steps_per_s"]) > 0 and np.isfinite(float(rows[-1]["episode_return"]))
     assert "frames_per_s" in rows[-1]
+    for r in rows:  # rendered frames: every step, the 4 envs' first reset and the first frame after each episode
+        floor = agent in ("random", "zero")  # state-only envs: nothing is rendered
+        assert int(r["frames"]) == (0 if floor else int(r["env_steps"]) + 4 + int(r["episodes"]))
 
     # the policy file: the agent's own loader and the evaluation harness (VRB policy file by path)
     mod = _module(agent)
@@ -150,10 +153,14 @@ def test_bad_input(tmp_path, capsys):
         (["train", "--agent", "ppo", "--task", TASK, "--set", "n_steps=7", "--run-dir", str(tmp_path / "b")],
          "must be a multiple of n_steps * num_envs"),
         (["train", "--agent", "sac", "--task", "VRB/Hoper-v0", "--run-dir", str(tmp_path / "c")], "unknown task id"),
+        (["train", "--agent", "sac", "--task", TASK, "--set", "ent_coef=bogus", "--run-dir", str(tmp_path / "d")],
+         "ent_coef must be 'auto'"),
+        (["train", "--agent", "sac", "--task", TASK, "--set", "num_envs=2", "--set", "steps_per_epoch=8",
+          "--set", "train_freq=3", "--run-dir", str(tmp_path / "e")], "must be a multiple of train_freq (3)"),
     ):
         assert main(args) == 2, args
         assert msg in capsys.readouterr().err.replace("\n", ""), msg
-    assert not any((tmp_path / n).exists() for n in "abc")
+    assert not any((tmp_path / n).exists() for n in "abcde")
     # a checkpoint of another agent is refused
     run = tmp_path / "zero"
     assert main(_args("zero", run, 1)) == 0

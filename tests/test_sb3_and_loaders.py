@@ -16,24 +16,70 @@ from visual_robo_bench.evaluation import AgentContext, AgentLoadError, evaluate,
 SMALL = {"image_size": (36, 36), "max_episode_steps": 20}
 
 
+def _frames(pixels: np.ndarray) -> list[np.ndarray]:
+    return np.split(pixels, 3, axis=-1)  # the 3 stacked RGB frames, oldest first
+
+
 def test_adapter_semantics():
+    from stable_baselines3.common.monitor import Monitor
+
     env = make_sb3_env("VRB/Walker-v1", 3, **SMALL)
-    env.seed(5)
+    assert env.seed(5) == [5, 6, 7]
     obs = env.reset()
     assert obs["pixels"].shape == (3, 36, 36, 9)
-    saw_done = False
+    saw_truncation = False
     for _ in range(25):
         env.step_async(np.zeros((3, 6), np.float32))
         obs, rew, dones, infos = env.step_wait()
         assert rew.dtype == np.float32 and dones.shape == (3,) and len(infos) == 3
         for i in np.flatnonzero(dones):
-            saw_done = True
-            assert set(infos[i]["terminal_observation"]) == {"pixels", "proprio"}
-            assert "TimeLimit.truncated" in infos[i] and "is_success" in infos[i]
-            assert infos[i]["episode"]["l"] <= 20
-    assert saw_done
+            final = infos[i]["terminal_observation"]
+            assert set(final) == {"pixels", "proprio"} and "is_success" in infos[i]
+            # the returned observation starts the next episode (K copies of its first frame); the final one moved
+            first = _frames(obs["pixels"][i])
+            assert all(np.array_equal(f, first[0]) for f in first[1:])
+            assert not all(np.array_equal(f, _frames(final["pixels"])[0]) for f in _frames(final["pixels"])[1:])
+            length = infos[i]["episode"]["l"]
+            assert length <= 20 and infos[i]["TimeLimit.truncated"] == (length == 20)
+            saw_truncation |= infos[i]["TimeLimit.truncated"]
+    assert saw_truncation
     assert env.get_attr("task_id") == ["VRB/Walker-v1"] * 3
+    assert env.env_is_wrapped(Monitor) == [True] * 3  # evaluate_policy reads the adapter's episode infos
+    assert len(env.env_method("observe")) == 3
+    with pytest.raises(NotImplementedError, match="all 3 envs at once"):
+        env.env_method("observe", indices=[1])
+    with pytest.raises(NotImplementedError, match="all 3 envs at once"):
+        env.set_attr("render_mode", None, indices=np.int64(0))
+    assert env.get_images() == [None] * 3  # no render mode
+    for bad, msg in ((np.zeros((3, 6), np.int64), "dtype"), (np.zeros(18, np.float32), "shape"),
+                     (np.zeros((6, 3), np.float32), "shape")):
+        env.step_async(bad)
+        with pytest.raises(ValueError, match=msg):  # never reshaped or cast on the way
+            env.step_wait()
+    env.set_options({"foo": 1})
+    with pytest.raises(ValueError, match="no reset options"):
+        env.reset()
     env.close()
+
+
+def test_adapter_renders_one_tiled_frame_and_refuses_a_wrapped_env():
+    import gymnasium as gym
+    from gymnasium.wrappers.vector import TransformReward
+
+    from visual_robo_bench.adapters.sb3 import SB3VecEnv
+
+    env = make_sb3_env("VRB/Walker-v1", 2, render_mode="rgb_array", **SMALL)
+    env.reset()
+    images = env.get_images()
+    assert len(images) == 2 and images[0].ndim == 3
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3  # one image (SB3 tiles the envs), e.g. for VecVideoRecorder
+    assert env.metadata["render_fps"] == env.venv.metadata["render_fps"] == 100
+    env.close()
+    native = gym.make_vec("VRB/Walker-v1", num_envs=2, autoreset_mode="DISABLED", **SMALL)
+    with pytest.raises(ValueError, match="inside TransformReward"):
+        SB3VecEnv(TransformReward(native, lambda r: 2 * r))
+    native.close()
 
 
 def test_ppo_trains_end_to_end_and_zip_loads(tmp_path):

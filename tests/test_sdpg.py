@@ -154,7 +154,8 @@ def test_rollout_layout_resets_and_reclones():
         assert ro.eps.shape == (T, B, M + 1, ag.action_dim)
         assert np.all(ro.eps[:, :, 0] == 0) and np.all(ro.dones[-1])
         assert np.all(ro.dones[2])  # every env truncates at its 3rd step: all of them are done there
-        assert ag.total_episodes == B and ag.env_steps == N * T and ag.frames == B * T
+        assert ag.total_episodes == B and ag.env_steps == N * T
+        assert ag.frames == B * T + B  # the steps, and the first frame of each nominal's second episode
         # after the nominal resets at t=2, branches were re-cloned: same elapsed counter as their nominal
         st = ag.env.get_state()
         assert np.all(st.elapsed[ag.block_ids] == st.elapsed[ag.block_ids[:, :1]])

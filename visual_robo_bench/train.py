@@ -132,11 +132,11 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
         if run_dir.exists():
             raise TrainError(f"run directory {run_dir} already exists; pick another --run-dir, or continue it "
                              "with --resume (nothing was overwritten)")
+        learner = mod.LEARNER(cfg)  # first: a learner that cannot be built leaves no run directory behind
         run_dir.mkdir(parents=True)
         (run_dir / "checkpoints").mkdir()
         write_json(run_dir / "config.json", {"agent": agent, "task": cfg.task, "config": cfg.to_dict(),
                                              **_meta(cfg.task, argv)})
-        learner = mod.LEARNER(cfg)
         layout = _describe(mod, cfg)
         log(f"new run {run_dir}: {agent} on {cfg.task}, {layout + ', ' if layout else ''}seed={cfg.seed}")
 

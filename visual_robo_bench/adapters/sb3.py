@@ -7,15 +7,22 @@ returns observations only, ``dones = terminated | truncated``, finished envs are
 reset in the same step (SAME_STEP semantics) with their final observation in
 ``infos[i]["terminal_observation"]``, ``infos[i]["TimeLimit.truncated"]``,
 ``infos[i]["is_success"]`` on the final step, and ``infos[i]["episode"]``
-(return, length, time) as SB3's ``Monitor`` would write it.
+(return, length, time) as SB3's ``Monitor`` would write it (so ``env_is_wrapped(Monitor)``
+is True, and ``evaluate_policy`` reads those raw episode returns).
+
+The N envs are one batched object: ``get_attr`` returns its attribute once per env, and
+``env_method``/``set_attr`` act on all envs at once (a subset of indices is refused: use
+the native env's index-set API, ``adapter.venv``, for that).
 """
 
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Any, Sequence
 
 import numpy as np
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from ..envs.vector_env import VRBVectorEnv
@@ -30,7 +37,9 @@ class SB3VecEnv(VecEnv):
     """
 
     def __init__(self, env: VRBVectorEnv) -> None:
-        env = getattr(env, "unwrapped", env)
+        if env is not getattr(env, "unwrapped", env):
+            raise ValueError(f"SB3VecEnv drives the native VRB vector env itself; got it inside {type(env).__name__}, "
+                             "whose changes would be bypassed: wrap the SB3VecEnv with SB3 VecEnvWrappers instead")
         if env.autoreset_mode.name != "DISABLED":
             raise ValueError("SB3VecEnv needs the native env with autoreset_mode='DISABLED'; "
                              "the adapter resets finished envs itself")
@@ -38,26 +47,25 @@ class SB3VecEnv(VecEnv):
             raise ValueError("SB3VecEnv needs observations of every env: leave render_env_ids at its default")
         self.venv = env
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
-        self.render_mode = env.render_mode
-        self._seed: int | None = None
+        self.metadata = {**self.metadata, "render_fps": env.metadata["render_fps"]}
         self._actions: np.ndarray | None = None
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._t0 = time.time()
 
     def reset(self):
-        obs, _ = self.venv.reset(seed=self._seed)
-        self._seed = None
+        """Reset every env, with the seeds of :meth:`seed` (env i: seed + i) when one was given."""
+        if any(self._options):
+            raise ValueError(f"VRB envs take no reset options; got {self._options} from set_options()")
+        seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
+        obs, _ = self.venv.reset(seed=seeds)
+        self._reset_seeds()
         self._ep_return[:] = 0
         self._ep_length[:] = 0
         return obs
 
-    def seed(self, seed: int | None = None) -> Sequence[None]:
-        self._seed = seed
-        return [None] * self.num_envs
-
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+        self._actions = np.asarray(actions)  # the native env checks shape, dtype and range
 
     def step_wait(self):
         obs, rewards, term, trunc, info = self.venv.step(self._actions)
@@ -105,35 +113,47 @@ class SB3VecEnv(VecEnv):
                 venv.set_rng(i, g)
         self._ep_return[:] = data["ep_return"]
         self._ep_length[:] = data["ep_length"]
-        self._seed = None
+        self._reset_seeds()
 
     def close(self) -> None:
         self.venv.close()
 
-    def render(self, mode: str | None = None):
-        return self.venv.render()
-
     def get_images(self) -> Sequence[np.ndarray | None]:
+        """One ``render()`` image per env (``None`` each without a render mode); ``render()`` tiles them."""
+        if self.venv.render_mode is None:
+            return [None] * self.num_envs
         return list(self.venv.render())
 
     def _indices(self, indices: VecEnvIndices) -> list[int]:
         if indices is None:
             return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
+        if isinstance(indices, numbers.Integral):
+            return [int(indices)]
+        return [int(i) for i in indices]
+
+    def _all_envs(self, indices: VecEnvIndices, what: str) -> None:
+        if sorted(self._indices(indices)) != list(range(self.num_envs)):
+            raise NotImplementedError(f"{what} acts on all {self.num_envs} envs at once (they are one batched env); "
+                                      "for a subset of envs use the native env's index-set API on adapter.venv")
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """The batched env's attribute, once per requested env."""
         return [getattr(self.venv, attr_name) for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set the attribute of the batched env (all envs; a subset raises ``NotImplementedError``)."""
+        self._all_envs(indices, "set_attr")
         setattr(self.venv, attr_name, value)
 
     def env_method(self, method_name: str, *args, indices: VecEnvIndices = None, **kwargs) -> list[Any]:
-        return [getattr(self.venv, method_name)(*args, **kwargs) for _ in self._indices(indices)]
+        """Call the batched env's method once (all envs; a subset raises ``NotImplementedError``); its result,
+        once per env."""
+        self._all_envs(indices, "env_method")
+        return [getattr(self.venv, method_name)(*args, **kwargs)] * self.num_envs
 
     def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._indices(indices)]
+        """True for ``Monitor`` (and its bases): the adapter writes Monitor's ``episode`` infos itself."""
+        return [issubclass(Monitor, wrapper_class) for _ in self._indices(indices)]
 
 
 def make_sb3_env(task_id: str, num_envs: int, **kwargs: Any) -> SB3VecEnv:

@@ -152,6 +152,7 @@ class SB3Learner:
         self.epoch = 0
         self.train_time = 0.0
         self.total_episodes = 0
+        self.frames = 0  # rendered observations (every env renders every step, and at its resets)
         self.episodes: deque = deque(maxlen=cfg.episode_window)  # (return, length, success)
         if _resume is None:
             self.model = self.build_model(self.env)
@@ -162,6 +163,7 @@ class SB3Learner:
                 self.model.load_replay_buffer(_resume["replay_path"])
             c = _resume["counters"]
             self.epoch, self.train_time, self.total_episodes = c["epoch"], c["train_time"], c["total_episodes"]
+            self.frames = c.get("frames", c["env_steps"])  # checkpoints before the frame counter: one per step
             self.episodes.extend(tuple(x) for x in _resume["episodes"])
             self._load_run_state(_resume["run_state"])
         self.model.set_logger(Logger(folder=None, output_formats=[]))
@@ -200,7 +202,7 @@ class SB3Learner:
     def train_epoch(self) -> dict[str, float]:
         """``steps_per_epoch`` env steps of ``model.learn``; returns the epoch's scalars."""
         t0 = time.perf_counter()
-        steps0 = self.env_steps
+        steps0, frames0 = self.env_steps, self.env.venv.frames_rendered
         self.model.learn(self.cfg.steps_per_epoch, callback=self._callback, reset_num_timesteps=False,
                          log_interval=None)
         values = dict(self.model.logger.name_to_value)
@@ -208,10 +210,11 @@ class SB3Learner:
         dt = time.perf_counter() - t0
         self.epoch += 1
         self.train_time += dt
-        steps = self.env_steps - steps0
-        stats: dict[str, float] = {"epoch": self.epoch, "env_steps": self.env_steps, "frames": self.env_steps,
+        steps, frames = self.env_steps - steps0, self.env.venv.frames_rendered - frames0
+        self.frames += frames
+        stats: dict[str, float] = {"epoch": self.epoch, "env_steps": self.env_steps, "frames": self.frames,
                                    "wall_s": self.train_time, "time_epoch_s": dt, "env_steps_per_s": steps / dt,
-                                   "frames_per_s": steps / dt, "episodes": self.total_episodes}
+                                   "frames_per_s": frames / dt, "episodes": self.total_episodes}
         for key in self.STAT_KEYS:
             stats[key] = float(values.get(f"train/{key}", float("nan")))
         stats.update(self.episode_stats())
@@ -236,8 +239,8 @@ class SB3Learner:
         atomic_torch_save({
             "format_version": FORMAT_VERSION, "agent": self.AGENT, "kind": "checkpoint", "task": self.cfg.task,
             "config": self.cfg.to_dict(), "algo": self.ALGO, "model_file": model_name, "replay_file": replay_name,
-            "counters": {"epoch": self.epoch, "env_steps": self.env_steps, "train_time": self.train_time,
-                         "total_episodes": self.total_episodes},
+            "counters": {"epoch": self.epoch, "env_steps": self.env_steps, "frames": self.frames,
+                         "train_time": self.train_time, "total_episodes": self.total_episodes},
             "episodes": list(self.episodes), "run_state": self._run_state(),
         }, path)
         keep = {model_name, replay_name}

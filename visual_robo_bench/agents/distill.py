@@ -465,6 +465,7 @@ class Distill:
     def collect(self, steps: int, beta: float) -> dict[str, float]:
         """``steps`` env steps of the beta-mixture; every visited state goes to the dataset with its label."""
         N, teacher_taken, mse = self.cfg.student_num_envs, 0, []
+        frames0 = self.env.unwrapped.frames_rendered
         for _ in range(steps):
             obs = self.obs
             label = self.teacher_act(obs)
@@ -496,7 +497,7 @@ class Distill:
                 obs, _ = self.env.reset(options={"reset_mask": done})
             self.obs = obs
         self.env_steps += N * steps
-        self.frames += N * steps
+        self.frames += self.env.unwrapped.frames_rendered - frames0  # steps and resets
         return {"teacher_action_frac": teacher_taken / (N * steps),
                 "onpolicy_mse": float(np.mean(mse)) if mse else float("nan")}
 

@@ -542,7 +542,7 @@ class DrQv2:
 
         self.epoch = 0
         self.env_steps = 0
-        self.frames = 0  # rendered observations (every env renders every step)
+        self.frames = 0  # rendered observations (every env renders every step, and at its resets)
         self.updates = 0
         self.train_time = 0.0  # accumulated wall-clock seconds of training (across resumes)
         self.total_episodes = 0
@@ -620,6 +620,7 @@ class DrQv2:
         """``steps_per_epoch`` env steps, with updates after each batched step once the seed steps are done."""
         cfg, N = self.cfg, self.cfg.num_envs
         t0 = time.perf_counter()
+        frames0 = self.env.frames_rendered
         env_time = update_time = 0.0
         losses: list[dict[str, float]] = []
         for _ in range(cfg.steps_per_epoch // N):
@@ -646,19 +647,20 @@ class DrQv2:
                 env_time += time.perf_counter() - t_env
             self.obs = next_obs
             self.env_steps += N
-            self.frames += N
             if self.env_steps >= cfg.num_seed_steps:
                 t_up = time.perf_counter()
                 losses += [self.update() for _ in range(cfg.updates_per_step)]
                 update_time += time.perf_counter() - t_up
         self.epoch += 1
+        epoch_frames = self.env.frames_rendered - frames0  # steps and resets
+        self.frames += epoch_frames
         dt = time.perf_counter() - t0
         self.train_time += dt
         loss_means = {k: float(np.mean([x[k] for x in losses])) if losses else float("nan")
                       for k in ("critic_loss", "actor_loss", "q_mean", "target_q_mean")}
         return {"epoch": self.epoch, "env_steps": self.env_steps, "frames": self.frames, "wall_s": self.train_time,
                 "time_epoch_s": dt, "time_env_s": env_time, "time_update_s": update_time,
-                "env_steps_per_s": cfg.steps_per_epoch / dt, "frames_per_s": cfg.steps_per_epoch / dt,
+                "env_steps_per_s": cfg.steps_per_epoch / dt, "frames_per_s": epoch_frames / dt,
                 "episodes": self.total_episodes, **self.episode_stats(), **loss_means,
                 "expl_std": self.expl_std(), "updates": self.updates, "buffer_rows": self.buffer.size}
 

@@ -25,6 +25,18 @@ AGENT_NAME = "sac"
 RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every", "max_epochs")
 
 
+def _valid_ent_coef(value: str) -> bool:
+    """SB3's accepted forms of SAC's ``ent_coef``: ``auto``, ``auto_<float>`` or a float."""
+    text = str(value)
+    if text == "auto":
+        return True
+    try:
+        float(text[5:] if text.startswith("auto_") else text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class SACConfig:
     """Hyperparameters of a SAC run (SB3 defaults except the buffer, batch and update ratio)."""
@@ -62,6 +74,12 @@ class SACConfig:
             (self.batch_size >= 1 and self.train_freq >= 1 and self.gradient_steps >= 0,
              "batch_size, train_freq >= 1 and gradient_steps >= 0"),
             (0 < self.tau <= 1 and 0 < self.gamma <= 1, "tau and gamma must be in (0, 1]"),
+            # SB3 collects whole train_freq rounds before it checks the step budget: an epoch would overshoot
+            (self.steps_per_epoch // self.num_envs % self.train_freq == 0,
+             f"steps_per_epoch / num_envs ({self.steps_per_epoch // self.num_envs} vector steps) must be a "
+             f"multiple of train_freq ({self.train_freq})"),
+            (_valid_ent_coef(self.ent_coef),
+             f"ent_coef must be 'auto', 'auto_<initial value>' (e.g. 'auto_0.1') or a number, got {self.ent_coef!r}"),
         ])
 
     def to_dict(self) -> dict[str, Any]:

@@ -553,7 +553,7 @@ class SDPG:
 
         self.epoch = 0
         self.env_steps = 0  # physics control steps, auxiliary included (§6 item 10)
-        self.frames = 0  # rendered nominal frames
+        self.frames = 0  # rendered nominal observations (steps and resets)
         self.train_time = 0.0  # accumulated wall-clock seconds of training (across resumes)
         self.ep_return = np.zeros(B)
         self.ep_length = np.zeros(B, dtype=np.int64)
@@ -602,6 +602,7 @@ class SDPG:
     def rollout(self) -> Rollout:
         cfg, B, M, N, K, T, A = self.cfg, self.B, self.M, self.N, self.K, self.cfg.horizon, self.action_dim
         rms = copy.deepcopy(self.rms)  # frozen snapshot normalises this epoch; live stats keep updating
+        frames0 = self.env.unwrapped.frames_rendered
         self.branch_all()
         images = {k: np.zeros((T, B, *shape), np.uint8) for k, shape in zip(self.image_keys, self.image_shapes)}
         proprio = np.zeros((T, B, self.proprio_dim), np.float32) if cfg.use_proprio else None
@@ -670,7 +671,8 @@ class SDPG:
         self.epoch_branch_terminated = float(terms[:, B:].mean())
         self.epoch_env_time = env_time
         self.env_steps += N * T
-        self.frames += B * T
+        self.epoch_frames = self.env.unwrapped.frames_rendered - frames0
+        self.frames += self.epoch_frames
         return Rollout(images, proprio, critic_obs, means, log_stds, eps_all, rewards, next_values, dones, terms)
 
     # ------------------------------------------------------------------ update (§2.3-2.8)
@@ -763,7 +765,7 @@ class SDPG:
         stats.update(epoch=self.epoch, env_steps=self.env_steps, frames=self.frames, wall_s=self.train_time,
                      time_rollout_s=t1 - t0, time_env_s=self.epoch_env_time, time_epoch_s=dt,
                      env_steps_per_s=self.N * self.cfg.horizon / dt,
-                     frames_per_s=self.B * self.cfg.horizon / dt, episodes=self.total_episodes,
+                     frames_per_s=self.epoch_frames / dt, episodes=self.total_episodes,
                      **self.episode_stats())
         return stats
 

@@ -204,6 +204,9 @@ class VRBVectorEnv(VectorEnv):
         self.render_workers = int(render_workers or 0) if len(ids) > 1 else 0
         self._renderer: TiledRenderer | RenderPool | None = None
         self._viewer: TiledRenderer | None = None
+        #: Policy observations rendered so far, one per env per render (all its cameras): steps, resets and
+        #: ``set_state`` of rendered envs. Learners report their budget's "rendered frames" from it.
+        self.frames_rendered = 0
         K = self.cfg.frame_stack
         # frame stacks kept in the observation layout (R, H, W, K*C), oldest frame first along channels
         self._frames = [np.zeros((len(ids), v.height, v.width, K * (1 if v.depth else 3)), np.uint8)
@@ -502,6 +505,7 @@ class VRBVectorEnv(VectorEnv):
         if len(slot_ids) == len(self.render_env_ids) and (np.diff(slot_ids) == 1).all():
             slots = slice(int(slot_ids[0]), int(slot_ids[-1]) + 1)  # all rendered envs in order: no fancy indexing
         images = self._ensure_renderer().render(self.sim.state[rids])
+        self.frames_rendered += len(rids)
         if self.torch_pixels:
             self._update_stacks_torch(images, slot_ids, fill)
             return

@@ -59,8 +59,12 @@ def main() -> None:
         evals.append((res, seed))
     n = min(len(c) for c in curves)
     step = max(1, n // 50)
-    curve = [{"env_steps": float(np.mean([c[i][0] for c in curves])), "wall_clock_s": float(np.mean([c[i][1] for c in curves])),
-              "return": float(np.mean([c[i][2] for c in curves]))} for i in range(0, n, step)]
+    curve = []
+    for i in range(0, n, step):
+        ret = float(np.mean([c[i][2] for c in curves]))  # NaN until every seed has finished an episode
+        curve.append({"env_steps": float(np.mean([c[i][0] for c in curves])),
+                      "wall_clock_s": float(np.mean([c[i][1] for c in curves])),
+                      "return": ret if np.isfinite(ret) else None})  # results files hold finite numbers or null
     budget = {"env_steps": max(b[0] for b in budgets), "rendered_frames": max(b[1] for b in budgets),
               "wall_clock_s": max(b[2] for b in budgets), "hardware": hardware(), "num_envs": physics_envs(configs[0])}
     doc = make_results(evals, agent_name=args.name, description=args.description, budget=budget,

@@ -43,3 +43,102 @@ def test_bench_rows():
     names = [r["name"] for r in rows]
     assert any("pixels" in n for n in names) and any("dm_control" in n for n in names)
     assert all(r["env_steps_per_s"] is None or r["env_steps_per_s"] > 0 for r in rows)
+
+
+# ------------------------------------------------------------------ vrb evaluate / submit
+@pytest.mark.parametrize("argv,message", [
+    (["--agent", "zer0", "--task", "VRB/Walker-v1"], "agent 'zer0': no such file"),
+    (["--agent", "zero", "--task", "VRB/Walkr-v1"], "Did you mean 'VRB/Walker-v1'"),
+    (["--agent", "random", "--task", "VRB/Walker-v1", "--training-seed", "0", "--training-seed", "1"],
+     "put {seed} in --agent"),
+    (["--agent", "zero", "--task", "VRB/Walker-v1", "--env-steps", "5"], "add --out FILE"),
+])
+def test_evaluate_bad_input_is_a_clear_error(capsys, argv, message):
+    assert main(["evaluate", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag,value", [("--episodes", "0"), ("--episodes", "-3"), ("--num-envs", "0")])
+def test_evaluate_counts_below_one_are_refused(capsys, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", flag, value])
+    assert exc.value.code == 2
+    assert f"argument {flag}: must be at least 1, got {value}" in capsys.readouterr().err
+
+
+def test_evaluate_never_overwrites_silently_and_records_the_budget(tmp_path, capsys):
+    from visual_robo_bench.evaluation.results import load
+
+    out = tmp_path / "r.json"
+    out.write_text("keep me")
+    base = ["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1", "--out", str(out)]
+    assert main(base) == 2
+    assert "pass --force" in capsys.readouterr().err and out.read_text() == "keep me"
+    budget = ["--env-steps", "100000", "--rendered-frames", "50000", "--wall-clock-s", "612.5",
+              "--train-num-envs", "8", "--code-url", "https://example.org/mine@abc123"]
+    assert main([*base, "--force", *budget]) == 0
+    doc = load(out)
+    assert {k: doc["budget"][k] for k in ("env_steps", "rendered_frames", "wall_clock_s", "num_envs")} == {
+        "env_steps": 100000, "rendered_frames": 50000, "wall_clock_s": 612.5, "num_envs": 8}
+    assert doc["agent"]["code_url"] == "https://example.org/mine@abc123"
+
+
+def test_evaluate_seed_placeholder_names_one_policy_per_training_seed(tmp_path, monkeypatch):
+    from visual_robo_bench.evaluation.results import load
+
+    (tmp_path / "seeded_agents.py").write_text(
+        "import numpy as np\n"
+        "class Const:\n"
+        "    def __init__(self, env, value):\n"
+        "        self.a, self.value = env.single_action_space.shape[0], value\n"
+        "    def act(self, obs):\n"
+        "        return np.full((len(obs['proprio']), self.a), self.value, np.float32)\n"
+        "def s0(env):\n    return Const(env, 0.0)\n"
+        "def s1(env):\n    return Const(env, 0.5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--agent", "seeded_agents:s{seed}", "--task", "VRB/Walker-v1", "--episodes", "1",
+                 "--training-seed", "0", "--training-seed", "1", "--out", str(out)]) == 0
+    runs = load(out)["runs"]
+    assert [r["training_seed"] for r in runs] == [0, 1]
+    assert runs[0]["episodes"][0]["return"] != runs[1]["episodes"][0]["return"]
+
+
+def test_evaluate_table_is_not_truncated_when_piped(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "visual_robo_bench.cli", "evaluate", "--agent", "zero", "--task",
+                           "VRB/Walker-v1", "--episodes", "1"], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "…" not in proc.stdout
+    assert "success_at_end" in proc.stdout and "official" in proc.stdout
+
+
+def test_submit_rejects_nan_with_a_message(tmp_path, capsys):
+    (tmp_path / "board" / "submissions").mkdir(parents=True)
+    bad = tmp_path / "nan.json"
+    bad.write_text('{"schema_version": "1", "runs": [{"episodes": [{"return": NaN}]}]}')
+    assert main(["submit", str(bad), "--leaderboard-dir", str(tmp_path / "board")]) == 2
+    err = capsys.readouterr().err
+    assert "rejected" in err and "NaN is not a JSON number" in err
+    assert not list((tmp_path / "board" / "submissions").iterdir())
+
+
+def test_verify_unknown_policy_is_a_clear_error(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    board = tmp_path / "board"
+    (board / "submissions").mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[1] / "leaderboards"
+    shutil.copy(repo / "config.json", board)
+    shutil.copy(repo / "submissions" / "zero.json", board / "submissions")
+    assert main(["verify", "zero", "--policy", "zer0", "--leaderboard-dir", str(board)]) == 2
+    err = capsys.readouterr().err
+    assert "agent 'zer0': no such file" in err and "Traceback" not in err
+    assert not (board / "verified.json").exists()

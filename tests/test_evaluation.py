@@ -58,7 +58,65 @@ def test_bad_agent_output_fails_episodes_not_harness():
     failed = [e for e in res.episodes if e.agent_error]
     assert len(failed) == 2
     assert "bad-shape" in failed[0].agent_error and "step 2" in failed[0].agent_error
-    assert all(not e.success_once for e in failed)
+
+
+@pytest.fixture
+def success_from_step_5(monkeypatch):
+    """Make every episode a success from its 5th step on (success is otherwise out of reach in 30 steps)."""
+    from visual_robo_bench.envs.vector_env import VRBVectorEnv
+
+    step = VRBVectorEnv.step
+
+    def patched(self, actions):
+        obs, r, term, trunc, info = step(self, actions)
+        info["success"] = info["elapsed_steps"] >= 5
+        return obs, r, term, trunc, info
+
+    monkeypatch.setattr(VRBVectorEnv, "step", patched)
+
+
+def test_an_episode_the_agent_failed_is_never_a_success(success_from_step_5):
+    class QuitWhileAhead:
+        name = "quit-while-ahead"
+        calls = 0
+
+        def act(self, obs):
+            self.calls += 1
+            if self.calls == 8:
+                raise RuntimeError("stop here")
+            return np.zeros((len(obs["proprio"]), 6), np.float32)
+
+    reached = evaluate("zero", "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT, progress=False)
+    assert all(e.success_once and e.success_at_end for e in reached.episodes)  # success is reachable
+    res = evaluate(QuitWhileAhead(), "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT, progress=False)
+    assert [e.length for e in res.episodes] == [7, 7]
+    for e in res.episodes:
+        assert "stop here" in e.agent_error and not e.success_once and not e.success_at_end
+    assert res.summary()["success_once"] == 0.0
+
+
+def test_non_finite_metrics_are_left_out(monkeypatch):
+    from visual_robo_bench.envs.vector_env import VRBVectorEnv
+    from visual_robo_bench.evaluation.results import make_results, validate
+
+    step = VRBVectorEnv.step
+
+    def patched(self, actions):
+        obs, r, term, trunc, info = step(self, actions)
+        info["metrics"] = {**info.get("metrics", {}), "diverged": np.full(self.num_envs, np.nan)}
+        return obs, r, term, trunc, info
+
+    monkeypatch.setattr(VRBVectorEnv, "step", patched)
+    res = evaluate("zero", "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT, progress=False)
+    assert all("distance" in e.metrics and "diverged" not in e.metrics for e in res.episodes)
+    validate(make_results([(res, 0)], agent_name="zero", description=""))
+
+
+@pytest.mark.parametrize("kwargs", [{"episodes": 0}, {"episodes": -3}, {"num_envs": 0}, {"episodes": 2.5}])
+def test_counts_below_one_are_refused(kwargs):
+    what, value = next(iter(kwargs.items()))
+    with pytest.raises(ValueError, match=f"{what} must be an integer >= 1, got {value}"):
+        evaluate("zero", "VRB/Walker-v1", progress=False, **kwargs)
 
 
 def test_nan_actions_are_scored_as_failure():
@@ -90,6 +148,28 @@ def agent_module(tmp_path, monkeypatch):
         class Hang:
             def act(self, obs):
                 time.sleep(600)
+
+        class Flaky:
+            """Raises once, in its third act() call."""
+            name = "flaky"
+            def __init__(self, env):
+                self.a, self.calls = env.single_action_space.shape[0], 0
+            def act(self, obs):
+                self.calls += 1
+                if self.calls == 3:
+                    raise RuntimeError("transient")
+                return np.zeros((len(obs["proprio"]), self.a), np.float32)
+
+        class ResetFails(Flaky):
+            """Raises in its second reset() call (when the third episode starts)."""
+            name = "reset-fails"
+            resets = 0
+            def act(self, obs):
+                return np.zeros((len(obs["proprio"]), self.a), np.float32)
+            def reset(self, mask):
+                self.resets += 1
+                if self.resets == 2:
+                    raise KeyError("no memory")
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
@@ -105,11 +185,29 @@ def test_isolated_agent_runs_and_matches_in_process(agent_module):
     assert [e.ret for e in iso.episodes] == [e.ret for e in local.episodes]
 
 
+@pytest.mark.parametrize("agent,failed", [("Flaky", 2), ("ResetFails", 1)])
+def test_a_raising_agent_scores_the_same_isolated_and_in_process(agent_module, agent, failed):
+    """An exception in act() or reset() fails the episodes it hits, and the evaluation goes on, in both modes."""
+    runs = [evaluate(f"{agent_module}:{agent}", "VRB/Walker-v1", episodes=3, num_envs=2, env_kwargs=SHORT,
+                     isolate=isolate, progress=False) for isolate in (False, True)]
+    for res in runs:
+        assert [e.seed for e in res.episodes] == [1_000_000 + k for k in range(3)]
+        assert sum(e.agent_error is not None for e in res.episodes) == failed and res.error
+    local, isolated = ([(e.seed, e.ret, e.length, e.success_once, e.terminated, e.agent_error) for e in r.episodes]
+                       for r in runs)
+    assert local == isolated
+    if agent == "ResetFails":
+        assert runs[0].episodes[2].length == 0 and "in reset()" in runs[0].episodes[2].agent_error
+        assert "KeyError" in runs[0].episodes[2].agent_error
+
+
 def test_crashing_agent_cannot_take_the_harness_down(agent_module):
     res = evaluate(f"{agent_module}:Crash", "VRB/Walker-v1", episodes=3, num_envs=2, env_kwargs=SHORT,
                    isolate=True, progress=False)
     assert res.error and "died" in res.error
-    assert all(e.agent_error for e in res.episodes)
+    # every episode is recorded, the unstarted third included, and none counts
+    assert [e.seed for e in res.episodes] == [1_000_000 + k for k in range(3)]
+    assert all(e.agent_error == res.error and not e.success_once for e in res.episodes)
 
 
 def test_hanging_agent_times_out(agent_module):

@@ -26,6 +26,21 @@ def random_doc():
     return make_results(evals, agent_name="random", description="uniform random actions")
 
 
+@pytest.fixture(scope="module")
+def zero_doc():
+    """The deterministic zero floor on Walker-v1: its two runs are identical (one evaluation, two seeds)."""
+    res = evaluate("zero", "VRB/Walker-v1", episodes=EPISODES, num_envs=2, progress=False)
+    return make_results([(res, 0), (res, 1)], agent_name="zero", description="all-zero actions")
+
+
+def trained(doc, agent_name):
+    """A copy of ``doc`` as a trained entry: another agent name and a stated training budget."""
+    doc = copy.deepcopy(doc)
+    doc["agent"]["name"] = agent_name
+    doc["budget"].update(env_steps=100_000, rendered_frames=50_000, wall_clock_s=600.0, num_envs=8)
+    return doc
+
+
 @pytest.fixture
 def board(tmp_path):
     cfg = {**DEFAULT_CONFIG, "tracks": {"visual": TASKS}, "episodes": EPISODES, "min_seeds": 2,
@@ -121,18 +136,182 @@ def test_validate_rejects_unknown_task(random_doc):
         validate(doc)
 
 
-def test_verify_zero_agent(board, tmp_path):
-    evals = [(evaluate("zero", t, episodes=EPISODES, num_envs=2, progress=False), s) for t in TASKS for s in (0, 1)]
-    doc = make_results(evals, agent_name="zero", description="all-zero actions")
-    submit_doc(board, doc, tmp_path, name="zero.json")
-    report = verify(board, "zero", "visual_robo_bench.evaluation.protocol:ZeroAgent", episodes=EPISODES,
+def test_verify_passes_a_faithful_rerun_and_fails_another_policy(tmp_path, zero_doc):
+    # the verification seed base is the public one here, so a faithful re-run reproduces the submission exactly
+    cfg = {**DEFAULT_CONFIG, "tracks": {"visual": ["VRB/Walker-v1"]}, "episodes": EPISODES, "min_seeds": 2,
+           "bootstrap_reps": 200, "verify": {**DEFAULT_CONFIG["verify"], "seed_base": DEFAULT_CONFIG["seed_base"]}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    board = Leaderboard(tmp_path)
+    assert board.submit(write_json(zero_doc, tmp_path / "in" / "zero.json")) == "zero"
+    zero_policy = "visual_robo_bench.evaluation.protocol:ZeroAgent"
+    report = verify(board, "zero", zero_policy, episodes=EPISODES, progress=False)
+    task = report["tasks"]["VRB/Walker-v1"]
+    lo, hi = task["submitted_ci"]
+    assert lo == hi  # identical runs: only the stated tolerance lets the re-run verify
+    assert task["accepted_range"][0] < task["rerun_return"] < task["accepted_range"][1]
+    assert report["tolerance"] == DEFAULT_CONFIG["verify"]["tolerance"]
+    assert report["verified"] and board.verified()["zero"]["policy"] == zero_policy
+
+    report = verify(board, "zero", "visual_robo_bench.evaluation.protocol:RandomAgent", episodes=EPISODES,
                     progress=False)
-    # held-out seeds give other episodes, but the zero agent's returns stay within the tolerance band or not;
-    # the report must say which and record only verified entries
-    assert set(report["tasks"]) == set(TASKS)
-    for t in report["tasks"].values():
-        assert np.isfinite(t["rerun_return"]) and t["error"] is None
-    assert ("zero" in board.verified()) == report["verified"]
+    task = report["tasks"]["VRB/Walker-v1"]
+    assert task["error"] is None and not task["ok"] and not report["verified"]
+    assert not task["accepted_range"][0] <= task["rerun_return"] <= task["accepted_range"][1]
+    assert board.verified()["zero"]["policy"] == zero_policy  # a failed verification is not recorded
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("where", ["return", "reward_term", "metric", "budget"])
+def test_non_finite_numbers_are_rejected(random_doc, where, value):
+    doc = copy.deepcopy(random_doc)
+    doc.pop("aggregates")
+    ep = doc["runs"][0]["episodes"][0]
+    if where == "return":
+        ep["return"], ep["reward_terms"] = value, {}
+        path = "runs/0/episodes/0/return"
+    elif where == "reward_term":
+        term = sorted(ep["reward_terms"])[0]
+        ep["reward_terms"][term] = value
+        path = f"runs/0/episodes/0/reward_terms/{term}"
+    elif where == "metric":
+        ep["metrics"]["distance"] = value
+        path = "runs/0/episodes/0/metrics/distance"
+    else:
+        doc["budget"]["wall_clock_s"] = value
+        path = "budget/wall_clock_s"
+    with pytest.raises(ResultsError, match=f"{path}: NaN and infinite numbers are not allowed"):
+        validate(doc)
+
+
+def test_nan_never_reaches_a_file_or_the_board(board, random_doc, tmp_path):
+    doc = copy.deepcopy(random_doc)
+    doc["runs"][0]["episodes"][0].update({"return": float("nan"), "reward_terms": {}})
+    doc.pop("aggregates")
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(doc))  # Python's json writes the non-standard constant NaN
+    for read in (load, board.submit):
+        with pytest.raises(ResultsError, match="NaN is not a JSON number"):
+            read(path)
+    assert not (board.root / "submissions").exists()
+    with pytest.raises(ResultsError, match="runs/0/episodes/0/return is not a finite number"):
+        write_json(doc, tmp_path / "out.json")
+    assert not list(tmp_path.glob("*out.json*"))
+
+
+def test_submission_names_stay_inside_submissions(board, random_doc, tmp_path):
+    name = board.submit(write_json(trained(random_doc, "mine"), tmp_path / "in" / "r.json"), name="../../Escaped")
+    assert name == "escaped"
+    assert (board.root / "submissions" / "escaped.json").is_file()
+    assert not (tmp_path.parent / "escaped.json").exists() and not (tmp_path.parent / "Escaped.json").exists()
+    other = trained(random_doc, "mine")
+    other["runs"] = other["runs"][::-1]
+    with pytest.raises(ResultsError, match="'escaped' already exists"):
+        board.submit(write_json(other, tmp_path / "in" / "r2.json"), name="ESCAPED")
+
+
+def test_resubmission_with_renumbered_training_seeds_is_a_duplicate(board, random_doc, tmp_path):
+    submit_doc(board, random_doc, tmp_path)
+    doc = trained(random_doc, "mine")
+    for run in doc["runs"]:
+        run["training_seed"] += 10
+    doc.pop("aggregates")
+    with pytest.raises(ResultsError, match="duplicate: runs/0 .* accepted submission 'random'"):
+        submit_doc(board, doc, tmp_path, name="renumbered.json")
+    assert sorted(p.name for p in (board.root / "submissions").iterdir()) == ["random.json"]
+
+
+def test_one_policy_for_several_training_seeds_is_rejected_but_for_the_deterministic_floor(
+        board, zero_doc, random_doc, tmp_path):
+    with pytest.raises(ResultsError, match="runs/1 .* same episodes as runs/0"):
+        submit_doc(board, trained(zero_doc, "mine"), tmp_path, name="mine.json")
+    with pytest.raises(ResultsError, match="same episodes"):  # the floor's name alone is no exemption
+        board.submit(write_json(zero_doc, tmp_path / "in" / "z.json"), name="not-zero")
+    randomized = copy.deepcopy(random_doc)  # the random floor is not deterministic: its runs must differ
+    randomized["runs"][1]["episodes"] = copy.deepcopy(randomized["runs"][0]["episodes"])
+    randomized.pop("aggregates")
+    with pytest.raises(ResultsError, match="runs/1 .* same episodes as runs/0"):
+        submit_doc(board, randomized, tmp_path, name="random.json")
+    assert not (board.root / "submissions").exists() or not list((board.root / "submissions").iterdir())
+    assert submit_doc(board, zero_doc, tmp_path, name="zero.json") == "zero"
+
+
+def test_trained_entries_must_state_their_budget(board, random_doc, tmp_path):
+    doc = copy.deepcopy(random_doc)
+    doc["agent"]["name"] = "mine"
+    with pytest.raises(ResultsError, match="budget: env_steps, rendered_frames, wall_clock_s missing"):
+        submit_doc(board, doc, tmp_path)
+    negative = trained(random_doc, "mine")
+    negative["budget"]["env_steps"] = -5
+    with pytest.raises(ResultsError, match="budget/env_steps: -5 is less than the minimum of 0"):
+        submit_doc(board, negative, tmp_path)
+    assert submit_doc(board, trained(random_doc, "mine"), tmp_path) == "mine"
+    board.build()
+    assert "100,000 steps, 10 min" in (board.root / "README.md").read_text()
+
+
+def test_sweep_results_carry_the_stated_budget(board, random_doc, tmp_path):
+    from visual_robo_bench.evaluation.distributed import agent_results
+
+    cells = []
+    for i, run in enumerate(random_doc["runs"]):
+        one = copy.deepcopy(random_doc)
+        one["runs"] = [run]
+        one["agent"]["name"] = "mine"
+        one.pop("aggregates")
+        cells.append({"agent": "mine-s{seed}.pt", "status": "ok", "results": one})
+    sweep = {"cells": cells}
+    with pytest.raises(ResultsError, match="budget: env_steps, rendered_frames, wall_clock_s missing"):
+        submit_doc(board, agent_results(sweep, "mine-s{seed}.pt"), tmp_path)
+    budget = {"env_steps": 1000, "rendered_frames": 500, "wall_clock_s": 60.0}
+    doc = agent_results(sweep, "mine-s{seed}.pt", budget=budget, code_url="https://example.org/mine@abc")
+    assert doc["budget"]["env_steps"] == 1000 and doc["agent"]["code_url"] == "https://example.org/mine@abc"
+    assert submit_doc(board, doc, tmp_path) == "mine"
+
+
+@pytest.mark.parametrize("stated,message", [
+    ({"VRB/Walker-v1": 5}, "aggregates/VRB/Walker-v1: 5 is not of type 'object'"),
+    ({"VRB/Walker-v1": {"return": "x"}}, "aggregates/VRB/Walker-v1/return: 'x' is not of type 'number'"),
+    (["VRB/Walker-v1"], "aggregates: .* is not of type 'object'"),
+])
+def test_malformed_aggregates_are_rejected(board, random_doc, tmp_path, stated, message):
+    doc = copy.deepcopy(random_doc)
+    doc["aggregates"] = stated
+    with pytest.raises(ResultsError, match=message):
+        submit_doc(board, doc, tmp_path)
+
+
+def test_env_ids_must_be_canonical(random_doc):
+    doc = copy.deepcopy(random_doc)
+    doc["runs"][0]["env_id"] = "visual_robo_bench:VRB/Walker-v1"
+    with pytest.raises(ResultsError, match="runs/0: env_id 'visual_robo_bench:VRB/Walker-v1' is not a canonical "
+                                           "task id; write 'VRB/Walker-v1'"):
+        validate(doc)
+
+
+def test_entries_sharing_an_agent_name_keep_their_own_scores(board, random_doc, tmp_path):
+    from visual_robo_bench.evaluation.leaderboard import _track_matrices
+
+    better = trained(random_doc, "random")  # same agent name, other data
+    for run in better["runs"]:
+        for e in run["episodes"]:
+            e["success_once"] = True
+    mats = _track_matrices({"random": random_doc, "better": better}, TASKS)
+    assert set(mats) == {"random", "better"} and mats["better"].min() == 1.0 and mats["random"].max() < 1.0
+    better.pop("aggregates")
+    submit_doc(board, random_doc, tmp_path)
+    board.submit(write_json(better, tmp_path / "in" / "b.json"), name="better")
+    board.build()
+    overall = (board.root / "README.md").read_text().split("## Overall")[1].split("\n## ")[0]
+    assert "| 1 | better |" in overall and "| 2 | random |" in overall
+
+
+def test_bootstrap_intervals_are_reproducible():
+    from visual_robo_bench.evaluation.leaderboard import _interval
+
+    scores = np.random.default_rng(1).uniform(size=(5, 3))
+    first = _interval(scores, 300)
+    assert first == _interval(scores, 300)
+    assert first["iqm"][1] < first["iqm"][0] < first["iqm"][2]
 
 
 def _chromium():

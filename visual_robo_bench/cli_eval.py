@@ -1,15 +1,28 @@
-"""``vrb evaluate``, ``vrb submit``, ``vrb verify`` and ``vrb leaderboard build``."""
+"""``vrb evaluate``, ``vrb submit``, ``vrb verify`` and ``vrb leaderboard build``.
+
+Bad input (an unknown agent or task, a count below 1, an output file that exists without
+``--force``) is a one-line error and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+from .cli import CLIError, _console, _entry
+
+console = _console()
+err_console = _console(stderr=True)
+
+#: ``vrb evaluate`` flags that record the training budget in the results file: ``budget`` key -> (dest, flag).
+BUDGET_FLAGS = {"env_steps": ("env_steps", "--env-steps"), "rendered_frames": ("rendered_frames", "--rendered-frames"),
+                "wall_clock_s": ("wall_clock_s", "--wall-clock-s"), "num_envs": ("train_num_envs", "--train-num-envs"),
+                "hardware": ("hardware", "--hardware")}
 
 
 def _leaderboard_dir(path: str | None) -> Path:
@@ -18,30 +31,94 @@ def _leaderboard_dir(path: str | None) -> Path:
     here = Path.cwd() / "leaderboards"
     if here.is_dir():
         return here
-    raise SystemExit("error: no leaderboards/ directory here; pass --leaderboard-dir")
+    raise CLIError("no leaderboards/ directory here; run from the repository root or pass --leaderboard-dir", code=2)
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _amount(kind: type) -> Callable[[str], int | float]:
+    """argparse type: a number (``kind``) >= 0."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} >= 0, got {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+        return value
+
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _refuse_existing(path: str | None, flag: str, force: bool) -> None:
+    if path and Path(path).exists() and not force:
+        raise CLIError(f"{flag} {path} exists; pass --force to overwrite it, or choose another file", code=2)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
+    from .evaluation import AgentLoadError, evaluate
+    from .evaluation.distributed import SweepError, make_grid
+    from .evaluation.isolation import AgentCrashed
     from .evaluation.results import make_results, write_json
     from .render.gl import renderer_info
 
     if args.ray is not None:
         return _cmd_sweep(args)
-    if len(args.agent) > 1:
+    if len(args.agent) > 1:  # on stdout, as the sweep's errors (tests/test_distributed.py reads them there)
         console.print("[red]error:[/red] several --agent values need --ray (a sweep into one --out file; "
                       "--ray local runs it on this machine)", highlight=False)
         return 2
+    budget = {k: getattr(args, dest) for k, (dest, _) in BUDGET_FLAGS.items() if getattr(args, dest) is not None}
+    if (budget or args.code_url) and not args.out:
+        raise CLIError("the budget flags and --code-url are recorded in the results file: add --out FILE", code=2)
     agent = args.agent[0]
-    tasks = args.task
+    seeds = args.training_seed or [0]
+    for task in args.task:
+        _entry(task)  # an unknown id: exit 2 with the closest registered ids
+    try:
+        cells = make_grid([agent], args.task, seeds)
+    except SweepError as err:
+        raise CLIError(str(err), code=2) from None
+    if len(seeds) > 1 and "{seed}" not in agent and agent != "zero":
+        raise CLIError(
+            f"{len(seeds)} --training-seed values with one agent {agent!r} would evaluate the same policy "
+            "for every seed and give identical runs (the leaderboards reject them): put {seed} in --agent to "
+            "name each training run's own policy, e.g. --agent 'runs/mine-s{seed}/policy.pt'", code=2)
+    _refuse_existing(args.out, "--out", args.force)
+    _refuse_existing(args.video, "--video", args.force)
     evals = []
-    for task in tasks:
-        for seed in args.training_seed or [0]:
-            res = evaluate(agent, task, episodes=args.episodes, seed_base=args.seed_base,
+    for cell in cells:
+        try:
+            res = evaluate(cell.agent_spec(), cell.task, episodes=args.episodes, seed_base=args.seed_base,
                            num_envs=args.num_envs, isolate=args.isolate, act_timeout=args.act_timeout,
                            video=args.video if len(evals) == 0 else None)
-            evals.append((res, seed))
-    table = Table(title=f"{agent}: standard protocol")
+        except AgentLoadError as err:
+            raise CLIError(str(err), code=2) from None
+        except AgentCrashed as err:  # the isolated agent died or hung while loading
+            raise CLIError(str(err), code=1) from None
+        evals.append((res, cell.seed))
+    table = Table(title=f"{escape(agent)}: standard protocol")
     for col in ("task", "episodes", "return", "success_once", "success_at_end", "length", "official"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for res, _ in evals:
@@ -51,10 +128,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     console.print(table)
     for res, _ in evals:
         if res.error:
-            console.print(f"[red]{res.task_id}: {res.error}[/red]")
+            err_console.print(f"[red]{res.task_id}: {escape(res.error)}[/red]", highlight=False)
     if args.out:
+        policies = {c.agent_spec() for c in cells}
         doc = make_results(evals, agent_name=args.name or evals[0][0].agent, description=args.description,
-                           render=renderer_info(), policy=agent if Path(str(agent)).exists() else None)
+                           render=renderer_info(), budget=budget, code_url=args.code_url,
+                           policy=agent if all(Path(p).exists() for p in policies) else None)
         write_json(doc, args.out)
         console.print(f"results written to {args.out}")
     if evals[0][0].video:
@@ -69,10 +148,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .evaluation.distributed import (RayUnavailableError, SweepError, evaluate_sweep, make_grid,
                                          summarize_cell)
 
-    unsupported = [flag for flag, value in (("--video", args.video), ("--name", args.name)) if value is not None]
+    given = [("--video", args.video), ("--name", args.name), ("--code-url", args.code_url),
+             ("--force", args.force or None), *((flag, getattr(args, dest)) for dest, flag in BUDGET_FLAGS.values())]
+    unsupported = [flag for flag, value in given if value is not None]
     if unsupported:
         console.print(f"[red]error:[/red] {', '.join(unsupported)} cannot be used with --ray (agents are named by "
-                      f"their spec; record videos with a single-run `vrb evaluate`)", highlight=False)
+                      "their spec, an existing sweep file is resumed, and the results document comes from "
+                      "agent_results(..., budget=...); record videos with a single-run `vrb evaluate`)",
+                      highlight=False)
         return 2
     if not args.out:
         console.print("[red]error:[/red] --ray needs --out SWEEP.json (the sweep file; an existing one is resumed)",
@@ -122,7 +205,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     try:
         name = board.submit(args.results, name=args.name)
     except ResultsError as err:
-        console.print(f"[red]rejected:[/red] {err}", highlight=False)
+        err_console.print(f"[red]rejected:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
     board.build()
     console.print(f"accepted as {name!r} (reported tier); leaderboards rebuilt in {board.root}")
@@ -130,15 +213,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from .evaluation import AgentLoadError
+    from .evaluation.isolation import AgentCrashed
     from .evaluation.leaderboard import Leaderboard, verify
     from .evaluation.results import ResultsError
 
     board = Leaderboard(_leaderboard_dir(args.leaderboard_dir))
     try:
         report = verify(board, args.submission, args.policy, episodes=args.episodes)
-    except ResultsError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
-        return 2
+    except (ResultsError, AgentLoadError) as err:
+        raise CLIError(str(err), code=2) from None
+    except AgentCrashed as err:  # the policy's process died or hung while loading
+        raise CLIError(str(err), code=1) from None
     console.print_json(json.dumps(report))
     if report["verified"]:
         board.build()
@@ -151,8 +237,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .evaluation.leaderboard import Leaderboard
 
+    from .evaluation.results import ResultsError
+
     board = Leaderboard(_leaderboard_dir(args.leaderboard_dir))
-    written = board.build()
+    try:
+        written = board.build()
+    except ResultsError as err:  # an accepted file no longer validates: name it, no traceback
+        raise CLIError(str(err), code=1) from None
     console.print(f"wrote {len(written)} files in {board.root}")
     return 0
 
@@ -164,17 +255,29 @@ def add_commands(sub) -> None:
                    help="'random', 'zero', module:factory, or a .zip (SB3), .onnx, TorchScript or VRB policy file "
                         "(repeat for several: needs --ray; with --ray, {seed} and {task} are filled in per cell)")
     p.add_argument("--task", required=True, action="append", help="task id (repeat for several)")
-    p.add_argument("--episodes", type=int, default=None, help="episodes per task (default: the protocol's 50)")
+    p.add_argument("--episodes", type=_count, default=None, help="episodes per task, >= 1 (default: the protocol's 50)")
     p.add_argument("--seed-base", type=int, default=None, help="seed of episode 0 (default: the public base)")
     p.add_argument("--training-seed", "--seed", dest="training_seed", type=int, action="append",
                    help="training seed(s) the agent stands for")
-    p.add_argument("--num-envs", type=int, default=None, help="envs side by side (physics and rewards do not depend on it; llvmpipe may rasterize a few edge pixels one level apart at other tile positions)")
+    p.add_argument("--num-envs", type=_count, default=None, help="envs side by side, >= 1 (physics and rewards do not depend on it; llvmpipe may rasterize a few edge pixels one level apart at other tile positions)")
     p.add_argument("--isolate", action="store_true", help="run the agent in its own process with limits")
-    p.add_argument("--act-timeout", type=float, default=60.0, help="seconds per act() call when isolated")
+    p.add_argument("--act-timeout", type=_positive_seconds, default=60.0, help="seconds per act() call when isolated")
     p.add_argument("--video", default=None, help="write an mp4 of the first episode")
     p.add_argument("--out", default=None, help="write a results file (JSON) here")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out (and --video) file")
     p.add_argument("--name", default=None, help="agent name in the results file")
     p.add_argument("--description", default="", help="agent description in the results file")
+    g = p.add_argument_group("training budget (recorded with --out; vrb submit requires it for every entry but the "
+                             "untrained floors: 0 for an agent that was not trained)")
+    g.add_argument("--env-steps", dest="env_steps", type=_amount(int), default=None,
+                   help="physics env-steps of training, every simulated control step counted")
+    g.add_argument("--rendered-frames", dest="rendered_frames", type=_amount(int), default=None,
+                   help="policy frames rendered during training")
+    g.add_argument("--wall-clock-s", dest="wall_clock_s", type=_amount(float), default=None,
+                   help="wall-clock seconds of training")
+    g.add_argument("--train-num-envs", dest="train_num_envs", type=_count, default=None, help="envs used in training")
+    g.add_argument("--hardware", default=None, help="hardware of the training run (default: this machine)")
+    g.add_argument("--code-url", default=None, help="URL (and commit) of the agent's code")
     g = p.add_argument_group("distributed sweep (Ray)")
     g.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="evaluate every (agent, task, seed) cell as a Ray task: 'auto' (running cluster), 'local' "
@@ -193,7 +296,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("verify", help="re-evaluate a submission's policy (verified tier)")
     p.add_argument("submission", help="submission name")
     p.add_argument("--policy", required=True, help="policy file or module:factory")
-    p.add_argument("--episodes", type=int, default=None)
+    p.add_argument("--episodes", type=_count, default=None, help="episodes per task (default: the protocol's)")
     p.add_argument("--leaderboard-dir", default=None)
     p.set_defaults(func=cmd_verify)
 

@@ -597,11 +597,22 @@ def _sweep_on_ray(ray: Any, todo: list[SweepCell], settings: SweepSettings, opti
 
 
 def agent_results(sweep: dict[str, Any] | str | os.PathLike, agent: str, name: str | None = None,
-                  description: str | None = None) -> dict[str, Any]:
+                  description: str | None = None, budget: dict[str, Any] | None = None,
+                  code_url: str | None = None) -> dict[str, Any]:
     """One results document with every ok cell of ``agent`` (all its tasks and seeds), e.g. for ``vrb submit``.
+
+    Args:
+        sweep: A sweep document or the path of a sweep file.
+        agent: The agent spec as given to the sweep (placeholders included).
+        name: Agent name in the document (default: the first cell's).
+        description: Agent description (default: the sweep's).
+        budget: The training budget (``env_steps``, ``rendered_frames``, ``wall_clock_s``, ``num_envs``,
+            ``hardware``), replacing the sweep's nulls; ``vrb submit`` requires it for all but the floors.
+        code_url: Where the agent's code is (URL and commit).
 
     Raises:
         SweepError: The agent has no ok cell in the sweep.
+        ResultsError: The merged document is invalid (e.g. a negative budget).
     """
     from .results import aggregates, validate
 
@@ -615,6 +626,10 @@ def agent_results(sweep: dict[str, Any] | str | os.PathLike, agent: str, name: s
         merged["agent"]["name"] = name
     if description is not None:
         merged["agent"]["description"] = description
+    if budget:
+        merged["budget"].update(budget)
+    if code_url:
+        merged["agent"]["code_url"] = code_url
     merged["aggregates"] = aggregates(merged)
     return validate(merged)
 

@@ -6,6 +6,16 @@ evaluation, episode k seeded with ``seed_base + k`` (the public base is
 :data:`PUBLIC_SEED_BASE`; training seeds are small integers and never reach it);
 each env runs one episode at a time and is reset with the next seed when its
 episode ends; nothing after an episode's end is counted.
+
+Agent failures are scored, never raised, and score the same in-process and
+isolated (``isolate=True``): when the agent raises in ``act`` or returns invalid
+actions, every running episode ends there as failed (``agent_error`` set,
+``success_once`` and ``success_at_end`` False, return and length up to the
+failure); when it raises in ``reset``, the episodes that were starting fail.
+The evaluation then goes on with the next episodes. Only an isolated agent
+whose process dies or stops answering (:class:`~.isolation.AgentCrashed`) ends
+the evaluation: its running and all unstarted episodes are recorded as failed
+(length 0 for those never started), so the result still has E episodes.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..envs.vector_env import VRBVectorEnv
 from ..registry import get_task
-from .isolation import AgentCrashed, IsolatedAgent
+from .isolation import AgentCrashed, AgentRaised, IsolatedAgent
 from .protocol import AgentLoadError, load_agent
 
 PUBLIC_SEED_BASE = 1_000_000
@@ -59,7 +69,12 @@ def protocol_for(task_id: str) -> EvalProtocol:
 
 @dataclass
 class EpisodeResult:
-    """One evaluated episode."""
+    """One evaluated episode.
+
+    ``metrics`` holds the task's end-of-episode metrics; a metric that is not finite (possible only
+    when the physics diverged, ``physics_error`` True) is left out. An episode with ``agent_error``
+    never counts as a success.
+    """
 
     seed: int
     ret: float = 0.0
@@ -164,13 +179,18 @@ def evaluate(
         progress: Show a progress bar.
 
     Returns:
-        The per-episode results; a crashing or hanging isolated agent ends the
-        evaluation early with ``error`` set and its running episodes failed.
+        The E per-episode results, with ``error`` set when the agent failed (the
+        last failure); see the module docstring for how failures are scored.
+
+    Raises:
+        ValueError: ``episodes`` or ``num_envs`` is not an integer >= 1.
+        AgentLoadError: The agent cannot be loaded.
+        AgentCrashed: The isolated agent's process died or hung while loading.
     """
     proto = protocol_for(task_id)
-    E = int(episodes or proto.episodes)
+    E = proto.episodes if episodes is None else _at_least_one("episodes", episodes)
     base = proto.seed_base if seed_base is None else int(seed_base)
-    n = max(1, min(int(num_envs or proto.num_envs), E))
+    n = min(proto.num_envs if num_envs is None else _at_least_one("num_envs", num_envs), E)
     overrides = dict(env_kwargs or {})
     kwargs = {**proto.env_kwargs, **overrides}
     env = VRBVectorEnv(task_id, num_envs=n, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
@@ -197,6 +217,26 @@ def evaluate(
                       env_steps=steps, error=error, video=video_path, provenance=env.provenance)
 
 
+def _at_least_one(what: str, value: Any) -> int:
+    """``value`` as an int >= 1, else a ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _failure(err: Exception) -> str:
+    """``Type: message`` of an agent's exception (the type the agent raised, also across the process boundary)."""
+    if isinstance(err, AgentRaised):
+        return f"{err.kind}: {err.message}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _fail(ep: EpisodeResult, message: str) -> None:
+    """Mark ``ep`` as failed by the agent: it never counts as a success."""
+    ep.agent_error = message
+    ep.success_once = ep.success_at_end = False
+
+
 def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, video: str | None,
          video_episodes: int, progress: bool):
     A = env.single_action_space.shape[0]
@@ -208,81 +248,107 @@ def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, v
     obs, _ = env.reset(seed=seeds)
     current = {i: EpisodeResult(seed=base + int(episode_of[i])) for i in range(n) if episode_of[i] >= 0}
     done_results: dict[int, EpisodeResult] = {}
-    if hasattr(policy, "reset"):
-        policy.reset(episode_of >= 0)
     steps = 0
     error = None
-    bar = tqdm(total=E, desc=f"eval {env.task_id}", unit="ep", disable=not progress, leave=False)
-    while current:
-        if episode_of[0] >= 0 and episode_of[0] < video_episodes:
-            recorder.add(obs)
-        failed_now: np.ndarray | None = None
+    # envs whose starting episode the agent failed in reset(): they end as failed at the next step
+    reset_failed: set[int] = set()
+
+    def reset_policy(mask: np.ndarray) -> None:
+        nonlocal error
+        if not hasattr(policy, "reset"):
+            return
         try:
-            actions = np.asarray(policy.act(obs))
-            if actions.shape != (n, A) or not np.issubdtype(actions.dtype, np.floating):
-                raise ValueError(f"returned actions of shape {actions.shape} and dtype {actions.dtype}, "
-                                 f"expected ({n}, {A}) floats")
-            if not np.isfinite(actions).all():
-                raise ValueError("returned NaN or inf actions")
-            if (np.abs(actions) > 1 + 1e-6).any():
-                raise ValueError(f"returned actions outside [-1, 1] (range {actions.min():.3g}..{actions.max():.3g})")
-        except AgentCrashed as err:
-            error = str(err)
-            for i, ep in current.items():
-                ep.agent_error = error
-                done_results[int(episode_of[i])] = ep
-            current = {}
-            break
+            policy.reset(mask)
+        except AgentCrashed:
+            raise
         except Exception as err:  # noqa: BLE001 - a third-party agent's failure is scored, not raised
-            failed_now = np.array(sorted(current))
-            for i in failed_now:
-                ep = current[i]
-                ep.agent_error = (f"agent {name!r} failed at step {ep.length} of the episode with seed {ep.seed}: "
-                                  f"{type(err).__name__}: {err}")
+            for i in np.flatnonzero(mask):
+                ep = current[int(i)]
+                _fail(ep, f"agent {name!r} failed in reset() at the start of the episode with seed {ep.seed}: "
+                          f"{_failure(err)}")
                 error = ep.agent_error
-            actions = np.zeros((n, A), np.float32)
-        obs, r, term, trunc, info = env.step(actions.astype(np.float32))
-        steps += len(current)
-        finished = []
-        for i, ep in current.items():
-            if failed_now is not None and i in failed_now:
-                finished.append(i)
+                reset_failed.add(int(i))
+
+    bar = tqdm(total=E, desc=f"eval {env.task_id}", unit="ep", disable=not progress, leave=False)
+    try:
+        reset_policy(episode_of >= 0)
+        while current:
+            if episode_of[0] >= 0 and episode_of[0] < video_episodes:
+                recorder.add(obs)
+            failed_now = set(reset_failed)
+            reset_failed.clear()
+            try:
+                actions = np.asarray(policy.act(obs))
+                if actions.shape != (n, A) or not np.issubdtype(actions.dtype, np.floating):
+                    raise ValueError(f"returned actions of shape {actions.shape} and dtype {actions.dtype}, "
+                                     f"expected ({n}, {A}) floats")
+                if not np.isfinite(actions).all():
+                    raise ValueError("returned NaN or inf actions")
+                if (np.abs(actions) > 1 + 1e-6).any():
+                    raise ValueError(f"returned actions outside [-1, 1] (range {actions.min():.3g}.."
+                                     f"{actions.max():.3g})")
+            except AgentCrashed:
+                raise
+            except Exception as err:  # noqa: BLE001 - a third-party agent's failure is scored, not raised
+                for i in sorted(set(current) - failed_now):
+                    ep = current[i]
+                    _fail(ep, f"agent {name!r} failed at step {ep.length} of the episode with seed {ep.seed}: "
+                              f"{_failure(err)}")
+                    error = ep.agent_error
+                failed_now = set(current)
+                actions = np.zeros((n, A), np.float32)
+            if failed_now:
+                actions = np.array(actions, np.float32)
+                actions[sorted(failed_now)] = 0.0
+            obs, r, term, trunc, info = env.step(actions.astype(np.float32))
+            steps += len(current)
+            finished = []
+            for i, ep in current.items():
+                if i in failed_now:
+                    finished.append(i)
+                    continue
+                ep.ret += float(r[i])
+                ep.length += 1
+                succ = bool(info["success"][i])
+                ep.success_once |= succ
+                ep.success_at_end = succ
+                for k, v in info.get("reward_terms", {}).items():
+                    ep.reward_terms[k] = ep.reward_terms.get(k, 0.0) + float(v[i])
+                if term[i] or trunc[i]:
+                    ep.terminated = bool(term[i])
+                    ep.physics_error = bool(info["physics_error"][i])
+                    ep.metrics = {k: float(v[i]) for k, v in info.get("metrics", {}).items() if np.isfinite(v[i])}
+                    finished.append(i)
+            idle_done = [i for i in np.flatnonzero((episode_of < 0) & (term | trunc)) if i not in current]
+            if not finished and not idle_done:
                 continue
-            ep.ret += float(r[i])
-            ep.length += 1
-            succ = bool(info["success"][i])
-            ep.success_once |= succ
-            ep.success_at_end = succ
-            for k, v in info.get("reward_terms", {}).items():
-                ep.reward_terms[k] = ep.reward_terms.get(k, 0.0) + float(v[i])
-            if term[i] or trunc[i]:
-                ep.terminated = bool(term[i])
-                ep.physics_error = bool(info["physics_error"][i])
-                ep.metrics = {k: float(v[i]) for k, v in info.get("metrics", {}).items()}
-                finished.append(i)
-        idle_done = [i for i in np.flatnonzero((episode_of < 0) & (term | trunc)) if i not in current]
-        if not finished and not idle_done:
-            continue
-        mask = np.zeros(n, bool)
-        new_seeds = []
-        for i in sorted(finished + idle_done):
-            if i in idle_done:  # an env with no episode left: keep it steppable, ignore its results
+            mask = np.zeros(n, bool)
+            new_seeds = []
+            for i in sorted(finished + idle_done):
+                if i in idle_done:  # an env with no episode left: keep it steppable, ignore its results
+                    mask[i] = True
+                    new_seeds.append(base + E + int(i))
+                    continue
+                done_results[int(episode_of[i])] = current.pop(i)
+                bar.update(1)
                 mask[i] = True
-                new_seeds.append(base + E + int(i))
-                continue
-            done_results[int(episode_of[i])] = current.pop(i)
-            bar.update(1)
-            mask[i] = True
-            if next_ep < E:
-                episode_of[i] = next_ep
-                current[i] = EpisodeResult(seed=base + next_ep)
-                next_ep += 1
-            else:
-                episode_of[i] = -1
-            new_seeds.append(base + int(episode_of[i]) if episode_of[i] >= 0 else base + E + i)
-        obs, _ = env.reset(seed=new_seeds, options={"reset_mask": mask})
-        if hasattr(policy, "reset"):
-            policy.reset(mask & (episode_of >= 0))
+                if next_ep < E:
+                    episode_of[i] = next_ep
+                    current[i] = EpisodeResult(seed=base + next_ep)
+                    next_ep += 1
+                else:
+                    episode_of[i] = -1
+                new_seeds.append(base + int(episode_of[i]) if episode_of[i] >= 0 else base + E + i)
+            obs, _ = env.reset(seed=new_seeds, options={"reset_mask": mask})
+            reset_policy(mask & (episode_of >= 0))
+    except AgentCrashed as err:
+        # the agent process is gone: its running episodes and every unstarted one fail
+        error = str(err)
+        ended = [*current.values(), *(EpisodeResult(seed=base + k) for k in range(next_ep, E))]
+        for ep in ended:
+            _fail(ep, error)
+            done_results[ep.seed - base] = ep
+        bar.update(len(ended))
     bar.close()
     results = [done_results[k] for k in sorted(done_results)]
     return results, steps, error, recorder.write()

@@ -4,6 +4,15 @@ A third-party agent that crashes, hangs or eats memory must not take the
 harness down: :class:`IsolatedAgent` loads the agent in a spawned child process
 (with ``RLIMIT_AS``) and forwards ``act``/``reset`` over a pipe, waiting at most
 ``act_timeout`` seconds for each answer.
+
+Two kinds of failure, scored differently by the harness:
+
+* the agent **raised** (an ``Exception`` in ``act`` or ``reset``; the child
+  process lives on): :class:`AgentRaised`, scored exactly like the same
+  exception in-process (only the episodes it affects fail, the evaluation goes on);
+* the agent **process is gone or stuck** (it died, exited, or did not answer
+  within the time limit; it is then stopped): :class:`AgentCrashed`, which ends
+  the evaluation (every remaining episode is recorded as failed).
 """
 
 from __future__ import annotations
@@ -16,7 +25,25 @@ import numpy as np
 
 
 class AgentCrashed(RuntimeError):
-    """The agent process died, hung past its time limit, or raised."""
+    """The agent process died, exited or hung past its time limit (it cannot act any more)."""
+
+
+class AgentRaised(RuntimeError):
+    """The isolated agent raised an exception; its process lives on and can be called again.
+
+    Attributes:
+        kind: The exception's type name in the agent process (e.g. ``"RuntimeError"``).
+        message: ``str()`` of that exception.
+        child_traceback: Its formatted traceback in the agent process.
+    """
+
+    def __init__(self, kind: str, message: str, child_traceback: str) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.child_traceback = kind, message, child_traceback
+
+
+def _raised(err: BaseException) -> tuple[str, str, str]:
+    return type(err).__name__, str(err), traceback.format_exc()
 
 
 def _child(conn, spec: str, task_id: str, env_kwargs: dict, memory_limit_mb: int | None) -> None:
@@ -30,8 +57,8 @@ def _child(conn, spec: str, task_id: str, env_kwargs: dict, memory_limit_mb: int
 
         agent = load_agent(spec, AgentContext.for_task(task_id, env_kwargs))
         conn.send(("ok", getattr(agent, "name", spec)))
-    except BaseException:  # noqa: BLE001 - reported to the parent
-        conn.send(("error", traceback.format_exc()))
+    except Exception as err:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", _raised(err)))
         return
     while True:
         try:
@@ -47,8 +74,8 @@ def _child(conn, spec: str, task_id: str, env_kwargs: dict, memory_limit_mb: int
                 if hasattr(agent, "reset"):
                     agent.reset(payload)
                 conn.send(("ok", None))
-        except BaseException:  # noqa: BLE001 - reported to the parent
-            conn.send(("error", traceback.format_exc()))
+        except Exception as err:  # noqa: BLE001 - reported to the parent; SystemExit & co. end the process
+            conn.send(("error", _raised(err)))
 
 
 class IsolatedAgent:
@@ -72,7 +99,16 @@ class IsolatedAgent:
         self._proc.start()
         child.close()
         self.spec, self.act_timeout = spec, act_timeout
-        self.name = self._call(None, None, load_timeout, what="loading")
+        try:
+            self.name = self._call(None, None, load_timeout, what="loading")
+        except AgentRaised as err:
+            self.close(kill=True)
+            from .protocol import AgentLoadError
+
+            if err.kind == "AgentLoadError":
+                raise AgentLoadError(err.message) from None
+            raise AgentLoadError(f"loading agent {spec!r} raised {err.kind}: {err.message}\n"
+                                 f"{err.child_traceback}") from None
 
     def _call(self, cmd: str | None, payload: Any, timeout: float, what: str) -> Any:
         try:
@@ -87,13 +123,20 @@ class IsolatedAgent:
             self.close(kill=True)
             raise AgentCrashed(f"agent {self.spec!r} process died while {what} (exit code {code})") from err
         if status == "error":
-            raise AgentCrashed(f"agent {self.spec!r} raised while {what}:\n{value}")
+            raise AgentRaised(*value)
         return value
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The agent's actions for ``obs``.
+
+        Raises:
+            AgentRaised: The agent raised (the process can be called again).
+            AgentCrashed: The process died or did not answer within ``act_timeout`` (it is stopped).
+        """
         return self._call("act", obs, self.act_timeout, what="acting")
 
     def reset(self, mask: np.ndarray) -> None:
+        """Forward ``reset(mask)`` (a no-op for agents without ``reset``); raises as :meth:`act`."""
         self._call("reset", mask, self.act_timeout, what="resetting")
 
     def close(self, kill: bool = False) -> None:

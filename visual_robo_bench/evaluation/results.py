@@ -12,20 +12,30 @@ Schema (``schema_version`` "1"):
 * ``agent``: ``name``, ``description``, optional ``code_url``, ``config``,
   optional ``policy`` (file or ``module:factory``, for the verified tier).
 * ``budget``: ``env_steps``, ``rendered_frames``, ``wall_clock_s``,
-  ``hardware``, ``num_envs`` (training budget; ``null`` for untrained floors).
+  ``hardware``, ``num_envs`` (training budget, each number >= 0; ``null`` only
+  for the untrained floors: ``vrb submit`` refuses null budgets of any other entry).
 * ``runs``: list of ``{env_id, task_hash, training_seed, seed_base, episodes,
   official, env_kwargs, model_provenance}``, ``episodes`` being per-episode records
   (``seed, return, length, success_once, success_at_end, terminated``, plus
   optional ``physics_error, agent_error, reward_terms, metrics``).
-* ``learning_curves``: optional, ``{env_id: [{env_steps, wall_clock_s, return}]}``.
-* ``aggregates``: optional, ignored on input.
+* ``learning_curves``: optional, ``{env_id: [{env_steps, wall_clock_s, return}]}``;
+  ``return`` is ``null`` at a point where no training episode had finished yet.
+* ``aggregates``: optional, ``{env_id: {return, success_once, success_at_end, ...}}``;
+  checked against the episodes on input, never trusted.
+
+Every number must be finite: JSON has no NaN or Infinity, so :func:`read_json`
+refuses those constants, :func:`validate` refuses non-finite floats and
+:func:`write_json` never writes one. ``env_id`` is the canonical registered id
+(``VRB/Walker-v1``, not ``visual_robo_bench:VRB/Walker-v1``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,9 @@ from ..registry import get_task
 from .harness import EvalResult
 
 SCHEMA_VERSION = "1"
+
+#: The numeric fields of ``budget`` (the training budget; all ``null`` only for untrained floors).
+BUDGET_KEYS = ("env_steps", "rendered_frames", "wall_clock_s", "num_envs")
 
 _EPISODE = {
     "type": "object",
@@ -78,13 +91,13 @@ SCHEMA: dict[str, Any] = {
         },
         "budget": {
             "type": "object",
-            "required": ["env_steps", "rendered_frames", "wall_clock_s", "hardware", "num_envs"],
+            "required": list(BUDGET_KEYS) + ["hardware"],
             "properties": {
-                "env_steps": {"type": ["integer", "null"]},
-                "rendered_frames": {"type": ["integer", "null"]},
-                "wall_clock_s": {"type": ["number", "null"]},
+                "env_steps": {"type": ["integer", "null"], "minimum": 0},
+                "rendered_frames": {"type": ["integer", "null"], "minimum": 0},
+                "wall_clock_s": {"type": ["number", "null"], "minimum": 0},
                 "hardware": {"type": "string"},
-                "num_envs": {"type": ["integer", "null"]},
+                "num_envs": {"type": ["integer", "null"], "minimum": 1},
             },
         },
         "runs": {
@@ -107,15 +120,25 @@ SCHEMA: dict[str, Any] = {
         },
         "learning_curves": {
             "type": "object",
-            "description": "optional: env_id -> list of {env_steps, wall_clock_s, return} points",
+            "description": "optional: env_id -> list of {env_steps, wall_clock_s, return} points (return null: "
+                           "no training episode had finished yet)",
             "additionalProperties": {
                 "type": "array",
                 "items": {"type": "object", "required": ["env_steps", "return"],
                           "properties": {"env_steps": {"type": "number"}, "wall_clock_s": {"type": "number"},
-                                         "return": {"type": "number"}}},
+                                         "return": {"type": ["number", "null"]}}},
             },
         },
-        "aggregates": {"type": "object"},
+        "aggregates": {
+            "type": "object",
+            "description": "optional: env_id -> per-task means (checked against the episodes, never trusted)",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"return": {"type": "number"}, "success_once": {"type": "number"},
+                               "success_at_end": {"type": "number"}, "num_runs": {"type": "integer"},
+                               "runs": {"type": "array", "items": {"type": "object"}}},
+            },
+        },
     },
 }
 
@@ -173,8 +196,24 @@ def make_results(
     agent_config: dict[str, Any] | None = None,
     policy: str | None = None,
     render: dict[str, Any] | None = None,
+    code_url: str | None = None,
 ) -> dict[str, Any]:
-    """A results document from evaluations, each paired with its training seed."""
+    """A results document from evaluations, each paired with its training seed.
+
+    Args:
+        evals: ``(evaluation, training seed)`` pairs, one per run.
+        agent_name: The agent's name (the default submission name).
+        description: One line on the agent.
+        budget: The training budget (keys of :data:`BUDGET_KEYS` and ``hardware``); missing keys are
+            ``null`` and a missing ``hardware`` is this machine's.
+        agent_config: The agent's full config (hyperparameters).
+        policy: The evaluated policy file or ``module:factory`` (the verified tier needs it).
+        render: GL backend and renderer strings.
+        code_url: Where the agent's code is (URL and commit).
+
+    Returns:
+        A document that passes :func:`validate`.
+    """
     from .. import __version__
 
     doc: dict[str, Any] = {
@@ -183,10 +222,9 @@ def make_results(
         "versions": versions(),
         "render": render or {},
         "agent": {"name": agent_name, "description": description, "config": agent_config or {}},
-        "budget": budget or {"env_steps": None, "rendered_frames": None, "wall_clock_s": None,
-                             "hardware": hardware(), "num_envs": None},
+        "budget": {**dict.fromkeys(BUDGET_KEYS), "hardware": hardware(), **(budget or {})},
         "runs": [
-            {"env_id": r.task_id, "task_hash": task_hash(r.task_id), "training_seed": int(seed),
+            {"env_id": get_task(r.task_id).id, "task_hash": task_hash(r.task_id), "training_seed": int(seed),
              "seed_base": r.seed_base, "official": r.official, "env_kwargs": r.env_kwargs,
              "model_provenance": r.provenance,
              "episodes": [episode_record(e) for e in r.episodes]}
@@ -195,21 +233,41 @@ def make_results(
     }
     if policy:
         doc["agent"]["policy"] = policy
+    if code_url:
+        doc["agent"]["code_url"] = code_url
     doc["aggregates"] = aggregates(doc)
     return doc
+
+
+def non_finite(doc: Any, where: str = "") -> Iterator[str]:
+    """Paths (``runs/0/episodes/3/return``) of the NaN and infinite floats anywhere in ``doc``."""
+    if isinstance(doc, (float, np.floating)):
+        if not math.isfinite(doc):
+            yield where or "(top level)"
+    elif isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from non_finite(v, f"{where}/{k}" if where else str(k))
+    elif isinstance(doc, (list, tuple)):
+        for i, v in enumerate(doc):
+            yield from non_finite(v, f"{where}/{i}" if where else str(i))
 
 
 def validate(doc: Any) -> dict[str, Any]:
     """Check a results document against the schema and the installed task definitions.
 
     Raises:
-        ResultsError: Naming the first problem (schema path, unknown task, hash
-            mismatch, inconsistent per-episode data, duplicated run).
+        ResultsError: Naming the first problem (schema path, non-finite number, unknown or
+            non-canonical task id, hash mismatch, inconsistent per-episode data, duplicated run).
     """
     if not isinstance(doc, dict):
         raise ResultsError("a results file must hold a JSON object")
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(f"schema_version must be {SCHEMA_VERSION!r}, got {doc.get('schema_version')!r}")
+    bad = next(non_finite(doc), None)
+    if bad is not None:
+        raise ResultsError(f"invalid results file at {bad}: NaN and infinite numbers are not allowed (every "
+                           "return, reward term, metric and budget must be a finite number); re-evaluate, or fix "
+                           "the code that wrote it")
     try:
         jsonschema.validate(doc, SCHEMA)
     except jsonschema.ValidationError as err:
@@ -218,9 +276,12 @@ def validate(doc: Any) -> dict[str, Any]:
     seen = set()
     for i, run in enumerate(doc["runs"]):
         try:
-            expected = task_hash(run["env_id"])
+            entry = get_task(run["env_id"])
         except KeyError as err:
             raise ResultsError(f"runs/{i}: {err.args[0]}") from None
+        if run["env_id"] != entry.id:
+            raise ResultsError(f"runs/{i}: env_id {run['env_id']!r} is not a canonical task id; write {entry.id!r}")
+        expected = task_hash(entry.id)
         if run["task_hash"] != expected:
             raise ResultsError(
                 f"runs/{i}: task hash {run['task_hash']!r} does not match the installed definition of "
@@ -268,36 +329,78 @@ def aggregates(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_aggregates(doc: dict[str, Any], tolerance: float = 1e-6) -> None:
-    """Reject a document whose stated aggregates disagree with its episodes."""
+    """Reject a document whose stated aggregates disagree with its episodes (or are not per-task mappings).
+
+    Raises:
+        ResultsError: Naming the first malformed or disagreeing aggregate.
+    """
     stated = doc.get("aggregates")
     if not stated:
         return
+    if not isinstance(stated, dict):
+        raise ResultsError(f"aggregates must map task ids to their means, got {type(stated).__name__}")
     actual = aggregates(doc)
     for task, agg in stated.items():
         if task not in actual:
             raise ResultsError(f"aggregates name task {task!r}, which has no runs")
+        if not isinstance(agg, dict):
+            raise ResultsError(f"aggregates/{task} must be an object of means, got {agg!r}")
         for key in ("return", "success_once", "success_at_end"):
+            value = agg.get(key)
+            if key in agg and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ResultsError(f"aggregates/{task}/{key} must be a number, got {value!r}")
             if key in agg and not np.isclose(agg[key], actual[task][key], rtol=tolerance, atol=tolerance):
                 raise ResultsError(
                     f"aggregates/{task}/{key} = {agg[key]} but the episodes give {actual[task][key]:.6g}"
                 )
 
 
-def write_json(doc: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``doc`` to ``path`` atomically (temp file + rename)."""
+def _refuse_constant(name: str) -> Any:
+    raise ResultsError(f"{name} is not a JSON number (JSON has no NaN or Infinity); every number in a results "
+                       "file must be finite")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse the JSON file at ``path``, refusing the non-standard constants ``NaN``, ``Infinity`` and ``-Infinity``.
+
+    Raises:
+        ResultsError: The file cannot be read, is not JSON, or holds one of those constants.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ResultsError(f"cannot read {path}: {err}") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path} is not valid JSON: {err}") from None
+    except ResultsError as err:
+        raise ResultsError(f"{path}: {err}") from None
+
+
+def write_json(doc: Any, path: str | os.PathLike) -> Path:
+    """Write ``doc`` to ``path`` atomically (temp file + rename), as standard JSON.
+
+    Raises:
+        ResultsError: ``doc`` holds a NaN or infinite number (named by its path); nothing is written then.
+    """
+    bad = next(non_finite(doc), None)
+    if bad is not None:
+        raise ResultsError(f"not writing {path}: {bad} is not a finite number (JSON has no NaN or Infinity)")
     path = Path(path)
     with atomic_open(path, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True, default=float)
+        json.dump(doc, f, indent=1, sort_keys=True, default=float, allow_nan=False)
         f.write("\n")
     return path
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a results file."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path} is not valid JSON: {err}") from None
+    """Read and validate a results file (its stated aggregates included).
+
+    Raises:
+        ResultsError: What is wrong with the file.
+    """
+    doc = read_json(path)
     validate(doc)
     check_aggregates(doc)
     return doc

@@ -17,7 +17,7 @@ or expert level" that the project can reproduce on its own machine. This script 
 
 Usage::
 
-    python scripts/reference_experts.py VRB/Hopper-v0 VRB/Ant-v0 --minutes 8 --run-root runs/experts
+    python scripts/reference_experts.py VRB/Hopper-v1 VRB/Ant-v1 --minutes 8 --run-root runs/experts
 
 Run ``python scripts/reference_scores.py`` and ``vrb leaderboard build`` afterwards.
 """

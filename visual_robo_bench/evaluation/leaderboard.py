@@ -49,7 +49,7 @@ REQUIRED_BUDGET = tuple(k for k in BUDGET_KEYS if k != "num_envs")
 
 DEFAULT_CONFIG = {
     "version": 1,
-    "tracks": {"visual": ["VRB/Hopper-v0", "VRB/Walker-v1", "VRB/Ant-v1", "VRB/Humanoid-v0",
+    "tracks": {"visual": ["VRB/Hopper-v1", "VRB/Walker-v1", "VRB/Ant-v1", "VRB/Humanoid-v0",
                           "VRB/WalkerHurdle-v1"]},
     "episodes": 50,
     "seed_base": 1_000_000,
@@ -229,7 +229,7 @@ class Leaderboard:
 
 def expert_reference_file(task: str) -> str:
     """Where ``scripts/reference_experts.py`` writes a task's expert results, relative to the leaderboard root:
-    ``VRB/Hopper-v0`` -> ``references/state-ppo-hopper-v0.json``."""
+    ``VRB/Hopper-v1`` -> ``references/state-ppo-hopper-v1.json``."""
     return f"references/state-ppo-{_slug(task.split('/')[-1])}.json"
 
 

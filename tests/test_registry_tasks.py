@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import subprocess
 import sys
 import warnings
@@ -43,6 +45,25 @@ def test_registry_max_episode_steps_matches_config(task_id):
     assert spec.max_episode_steps == entry.config.max_episode_steps
     assert isinstance(entry.config.max_episode_steps, int)
     assert spec.vector_entry_point is not None
+
+
+def test_registry_kwargs_hold_the_task_config(task_id):
+    """conventions.md 1: the registered kwargs hold the frozen config's defaults (registry tools see the task's
+    definition); gym.make with them builds exactly that config, and the spec stays JSON-serialisable."""
+    spec = gym.spec(task_id)
+    cfg = visual_robo_bench.get_task(task_id).config
+    kw = spec.kwargs
+    assert kw["task_id"] == task_id and kw["cameras"] == cfg.policy_cameras and kw["image_size"] == cfg.image_size
+    assert kw["render_profile"] == dataclasses.asdict(cfg.render_profile)
+    for name in ("timestep", "substeps", "frame_stack", "proprio_dim", "privileged_dim"):
+        assert kw[name] == getattr(cfg, name), name
+    assert json.loads(spec.to_json())["kwargs"]["task_id"] == task_id
+    env = gym.make_vec(task_id, num_envs=1, obs_mode="state")
+    assert env.unwrapped.cfg == cfg
+    env.close()
+    env = gym.make_vec(task_id, num_envs=1, obs_mode="state", frame_stack=2, render_profile={"shadows": True})
+    assert (env.unwrapped.cfg.frame_stack, env.unwrapped.cfg.render_profile.shadows) == (2, True)
+    env.close()
 
 
 def test_gymnasium_check_env(task_id):

@@ -14,10 +14,11 @@ after which ``gym.make("my_package:MyLab/Reach-v0")`` works.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import gymnasium as gym
 
@@ -47,6 +48,22 @@ class TaskEntry:
 
 
 _TASKS: dict[str, TaskEntry] = {}
+
+
+def config_kwargs(config: "TaskConfig") -> dict[str, Any]:
+    """A task config's values as ``gym.make`` keywords: what ``gym.spec(id).kwargs`` shows.
+
+    Every field but the camera definitions (``policy_cameras`` is the keyword ``cameras``) and
+    ``max_episode_steps`` (registered on its own); nested configs (the render profile) as plain dicts.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        if f.name in ("cameras", "max_episode_steps"):
+            continue
+        value = getattr(config, f.name)
+        out["cameras" if f.name == "policy_cameras" else f.name] = (
+            dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+    return out
 
 
 def register_task(task_id: str, config: "TaskConfig | None" = None, *,
@@ -89,7 +106,7 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
             entry_point=ENTRY_POINT,
             vector_entry_point=VECTOR_ENTRY_POINT,
             max_episode_steps=cfg.max_episode_steps,
-            kwargs={"task_id": task_id},
+            kwargs={"task_id": task_id, **config_kwargs(cfg)},  # the task's definition, visible to registry tools
         )
         return task_cls
 

@@ -8,6 +8,7 @@ frame stacks, build observations.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,17 @@ class VRBState:
 
 
 def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
+    """``cfg`` with the keyword overrides (the registry passes every field: see ``registry.config_kwargs``)."""
     changes = dict(overrides)
     if "cameras" in changes:  # user-facing name of the policy cameras
         changes["policy_cameras"] = tuple(changes.pop("cameras"))
     if "image_size" in changes:
         changes["image_size"] = tuple(int(x) for x in changes["image_size"])
+    for name, value in changes.items():  # a nested config (the render profile) given as a dict
+        default = getattr(cfg, name, None)
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            changes[name] = dataclasses.replace(default, **value)
+    changes = {k: v for k, v in changes.items() if not hasattr(cfg, k) or getattr(cfg, k) != v}
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -146,7 +153,6 @@ class VRBVectorEnv(VectorEnv):
         entry = get_task(task_id)
         self.task_id = entry.id
         self.cfg = _resolve_config(entry.config, overrides)
-        self.overrides = dict(overrides)
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = int(num_envs)

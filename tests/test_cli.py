@@ -19,7 +19,7 @@ def test_list_and_info(capsys):
 
 def test_info_unknown_task_suggests(capsys):
     assert main(["info", "VRB/Walkr-v0"]) == 2
-    assert "VRB/Walker-v1" in capsys.readouterr().err
+    assert "Did you mean 'VRB/Walker-v0', 'VRB/Walker-v1'" in capsys.readouterr().err.replace("\n", "")
 
 
 @pytest.mark.parametrize("ext", ["png", "mp4"])
@@ -43,6 +43,12 @@ def test_bench_rows():
     names = [r["name"] for r in rows]
     assert any("pixels" in n for n in names) and any("dm_control" in n for n in names)
     assert all(r["env_steps_per_s"] is None or r["env_steps_per_s"] > 0 for r in rows)
+    physics, pixels, raw_batch, raw_render, dm_control, gymnasium = rows
+    assert physics["ratio_vs_raw"] == physics["env_steps_per_s"] / raw_batch["env_steps_per_s"] > 0
+    assert pixels["ratio_vs_raw"] == pixels["frames_per_s"] / raw_render["frames_per_s"] > 0
+    assert pixels["ratio_vs_dm_control"] == pixels["frames_per_s"] / dm_control["frames_per_s"] > 0
+    assert pixels["ratio_vs_gymnasium"] == pixels["frames_per_s"] / gymnasium["frames_per_s"] > 0
+    assert physics["ratio_vs_dm_control"] is None  # no frames
 
 
 # ------------------------------------------------------------------ vrb evaluate / submit

@@ -272,3 +272,19 @@ def test_renderer_info_after_an_evaluation_closed_its_renderers():
     evaluate("random", "VRB/Hopper-v0", episodes=1, num_envs=1, env_kwargs={"max_episode_steps": 3}, progress=False)
     info = renderer_info()
     assert "error" not in info and info["renderer"], info
+
+
+def test_renderer_info_with_the_backend_chosen_automatically():
+    """With MUJOCO_GL unset (the backend chosen at run time, after mujoco fixed its GLFW default context class),
+    the query still makes a context of the chosen backend instead of recording an error."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    code = ("import mujoco, json\nfrom visual_robo_bench.render.gl import renderer_info\n"
+            "print(json.dumps(renderer_info()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "error" not in info and info["renderer"] and info["backend"] in ("egl", "osmesa"), info

@@ -330,6 +330,19 @@ def test_go2_has_no_domain_randomisation_and_flat_ground_is_deterministic():
     assert not any(f.name == "domain_randomization" for f in __import__("dataclasses").fields(a.cfg))
     a.close()
     b.close()
+    # nothing is randomised at reset either: two envs reset with different seeds (0 and 1), then both given env 0's
+    # state, follow bit-identical trajectories (per-env model parameters drawn at reset would make them differ)
+    env = _vec(GO2, 2, obs_mode="state")
+    env.reset(seed=0)
+    env.set_state(env.get_state([0, 0]), [0, 1])
+    np.testing.assert_array_equal(env.sim.state[0], env.sim.state[1])
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        act = rng.uniform(-1, 1, (1, 12)).astype(np.float32)
+        _, _, te, _, info = env.step(np.repeat(act, 2, axis=0))
+        assert not te.any() and not info["physics_error"].any()
+    np.testing.assert_array_equal(env.sim.state[0], env.sim.state[1])
+    env.close()
 
 
 # ============================================================================================= G1

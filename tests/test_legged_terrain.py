@@ -493,15 +493,24 @@ def test_curriculum_moves_levels_up_and_down():
     env.reset(seed=0)
     start = env.state["level"][:, 0].copy()
     assert set(start.tolist()) <= {0, 1}
-    for _ in range(3):
+    c, episode_s = env.task.cfg, env.task.max_episode_steps * env.task.cfg.control_dt
+    for r in range(3):
         level = env.state["level"][:, 0].copy()
         col = env.state["terrain_type"][:, 0].copy()
+        if r == 0:
+            level[1] = 3  # env 1 starts high enough to drop a level every round (3 -> 2 -> 1 -> 0): the "down" branch
+        assert level[1] >= 1  # a drop from level 0 would be invisible
+        # barely moving is below the "down" threshold (a fraction of the distance the commands asked for)
+        assert 0.1 < c.curriculum_down_fraction * env.state["cmd_schedule"][1, :, 0].mean() * episode_s
         _place(env, 0, level[0], col[0], uv=(4.5, 0.0), clearance=0.6)  # walked 4.5 m
         _place(env, 1, level[1], col[1], uv=(0.1, 0.0), clearance=0.35)  # barely moved
+        assert env.state["level"][1, 0] == level[1]  # the placement set the level the curriculum reads
         env.step(np.zeros((2, 12), np.float32))
         env.reset()
         assert env.state["level"][0, 0] == level[0] + 1
         assert env.state["level"][1, 0] == max(level[1] - 1, 0)
+        assert env.state["level"][1, 0] == level[1] - 1  # exactly one level down
+    assert env.state["level"][1, 0] == 0
     # the default (and the evaluation protocol) draws levels uniformly
     from visual_robo_bench.evaluation.harness import protocol_for
 

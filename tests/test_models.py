@@ -132,19 +132,39 @@ def test_g1_uses_unitree_ros_commit(monkeypatch, tmp_path):
     assert seen == {"robot_descriptions.g1_description": models.UNITREE_ROS_COMMIT}
 
 
-def test_offline_flag_forbids_download(monkeypatch):
+def test_offline_flag_forbids_download(monkeypatch, tmp_path):
+    """With VRB_OFFLINE set, robot_descriptions is never imported and nothing is written to its cache.
+
+    The guards only record: resolve_model turns any error raised during the import into a
+    ModelNotFoundError, so raising from a guard would let a broken offline check pass unnoticed.
+    """
     monkeypatch.delenv(models.ENV_VAR, raising=False)
     monkeypatch.setenv(models.OFFLINE_ENV_VAR, "1")
+    monkeypatch.setenv("ROBOT_DESCRIPTIONS_CACHE", str(tmp_path))
+    imported = []
+    real_import_module = models.importlib.import_module
     real_import = builtins.__import__
 
-    def guard(name, *args, **kwargs):
-        assert not name.startswith("robot_descriptions"), "must not import robot_descriptions offline"
+    def import_module_guard(name, *args, **kwargs):
+        if name.startswith("robot_descriptions"):
+            imported.append(name)
+            raise ImportError("blocked by test: must not import robot_descriptions offline")
+        return real_import_module(name, *args, **kwargs)
+
+    def import_guard(name, *args, **kwargs):
+        if name.startswith("robot_descriptions"):
+            imported.append(name)
+            raise ImportError("blocked by test: must not import robot_descriptions offline")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", guard)
-    with pytest.raises(ModelNotFoundError) as err:
+    monkeypatch.setattr(models.importlib, "import_module", import_module_guard)
+    monkeypatch.setattr(builtins, "__import__", import_guard)
+    with pytest.raises(ModelNotFoundError, match="is not available offline") as err:
         resolve_model("allegro_hand")
     _assert_offline_message(str(err.value), "allegro_hand")
+    assert models.OFFLINE_ENV_VAR in str(err.value)
+    assert imported == []  # robot_descriptions was never imported
+    assert not any(tmp_path.iterdir())  # nothing downloaded
 
 
 def test_unknown_robot():

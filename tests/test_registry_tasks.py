@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -166,7 +167,8 @@ def test_reward_is_sum_of_terms(task_id):
     for obs, r, te, tr, info in rollout(env, random_actions(env, 5)):
         terms = info["reward_terms"]
         assert terms, "no reward terms"
-        assert np.array_equal(r, sum(terms.values()))
+        assert np.array_equal(r, sum(terms.values()))  # no "_k" masks inside: the values are the terms
+        assert all(info[f"_{k}"].all() for k in info if not k.startswith("_"))  # Gymnasium's top-level masks
         assert info["success"].dtype == np.bool_
         assert info["privileged"].shape == (3, env.unwrapped.cfg.privileged_dim)
         assert not info["physics_error"].any()
@@ -258,9 +260,15 @@ def test_clone_one_env_into_many_is_bit_identical(task_id):
 def test_observe_is_pure(task_id):
     env = make_vec(task_id, num_envs=2)
     obs, _ = env.reset(seed=0)
+    before = env.get_state()
     again = env.unwrapped.observe()
+    after = env.get_state()
     np.testing.assert_array_equal(again["proprio"], obs["proprio"])
-    assert env.get_state().physics.tobytes() == env.get_state().physics.tobytes()
+    np.testing.assert_array_equal(after.physics, before.physics)
+    np.testing.assert_array_equal(after.elapsed, before.elapsed)
+    assert after.task.keys() == before.task.keys()
+    for k in before.task:
+        np.testing.assert_array_equal(after.task[k], before.task[k], err_msg=k)
     env.close()
 
 
@@ -452,10 +460,80 @@ def test_string_entry_point_without_import():
     assert "ok" in res.stdout
 
 
+THIRD_PARTY_TASK = '''
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from visual_robo_bench import CameraConfig, Evaluation, Task, TaskConfig, register_task
+from visual_robo_bench.core import scene
+
+XML = """<mujoco><worldbody><body name="b" pos="0 0 0.5"><joint name="s" type="slide" axis="1 0 0"/>
+<geom type="box" size=".1 .1 .1"/></body></worldbody><actuator><motor joint="s" ctrlrange="-1 1"/></actuator></mujoco>"""
+
+
+@dataclass(frozen=True)
+class ReachConfig(TaskConfig):
+    max_episode_steps: int = 20
+    proprio_dim: int = 2  # no privileged state: privileged_dim stays 0
+    cameras: tuple = (CameraConfig("cam", pos=(0, -2, 1), lookat=(0, 0, 0.3)),)
+    policy_cameras: tuple = ("cam",)
+    render_camera: str = "cam"
+
+
+@register_task("MyLab/Reach-v0")
+class Reach(Task):
+    """A box slides to x = 0.5."""
+
+    config_cls = ReachConfig
+
+    def build_scene(self):
+        spec = mujoco.MjSpec.from_string(XML)
+        scene.add_floor(spec)
+        scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
+        return spec
+
+    def initialize_episode(self, sim, state, ids, rngs):
+        sim.qpos[ids, 0] = [r.uniform(-0.1, 0.1) for r in rngs]
+
+    def observe(self, sim, state, ids):
+        return {"proprio": np.stack([sim.qpos[ids, 0], sim.qvel[ids, 0]], 1)}
+
+    def reward_terms(self, sim, state, a, ids):
+        return {"dist": -np.abs(sim.qpos[ids, 0] - 0.5)}
+
+    def evaluate(self, sim, state, ids):
+        return Evaluation(np.abs(sim.qpos[ids, 0] - 0.5) < 0.05, np.zeros(len(ids), bool))
+'''
+
+
+def test_third_party_package_registers_its_own_task(tmp_path):
+    """A task registered by another package (here one with no privileged state) works through the string entry
+    point, passes Gymnasium's checker and runs batched, in a fresh interpreter."""
+    (tmp_path / "mylab").mkdir()
+    (tmp_path / "mylab" / "__init__.py").write_text(THIRD_PARTY_TASK)
+    code = (
+        "import gymnasium as gym, numpy as np\n"
+        "from gymnasium.utils.env_checker import check_env\n"
+        "env = gym.make('mylab:MyLab/Reach-v0', image_size=(32, 32))\n"
+        "check_env(env.unwrapped, skip_render_check=True)\n"
+        "venv = gym.make_vec('mylab:MyLab/Reach-v0', num_envs=2, image_size=(32, 32))\n"
+        "obs, info = venv.reset(seed=0)\n"
+        "obs, r, te, tr, info = venv.step(np.ones((2, 1), np.float32))\n"
+        "assert obs['pixels'].shape == (2, 32, 32, 9) and 'privileged' not in info, sorted(info)\n"
+        "print('ok', sorted(obs), r.shape)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ok ['pixels', 'proprio'] (2,)" in out.stdout
+
+
 def test_unknown_task_lists_close_ids():
-    with pytest.raises(KeyError, match="VRB/Walker-v1"):
+    with pytest.raises(KeyError, match="Did you mean 'VRB/Walker-v0', 'VRB/Walker-v1'"):
         visual_robo_bench.get_task("VRB/Walkr-v0")
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="Did you mean 'VRB/Walker-v0'"):
         VRBVectorEnv("VRB/Walkr-v0")
 
 

@@ -192,6 +192,15 @@ def test_per_env_model_fields_match_cpu(walker_pair):
     cpu, warp = sims
     np.testing.assert_allclose(warp.qpos, cpu.qpos, atol=5e-3)
     assert np.abs(cpu.qpos[0] - cpu.qpos[1]).max() > 1e-2  # the per-env values matter
+    # airborne bodies never touch anything, so friction cannot show in the motion: check it reached the Warp model
+    fric = warp.mjw_model.geom_friction.numpy()
+    assert fric.shape == (2, model.ngeom, 3)
+    np.testing.assert_allclose(fric[1, :, 0], 0.1)
+    np.testing.assert_allclose(fric[0], model.geom_friction, rtol=1e-6)
+    np.testing.assert_allclose(fric[1, :, 1:], model.geom_friction[:, 1:], rtol=1e-6)
+    np.testing.assert_allclose(fric, cpu.expand("geom_friction"), rtol=1e-6)
+    mass = warp.mjw_model.body_mass.numpy()
+    np.testing.assert_allclose(mass, np.stack([model.body_mass, 3.0 * model.body_mass]), rtol=1e-6)
     with pytest.raises(NotImplementedError, match="'jnt_type'.*'warp' backend"):
         warp.expand("jnt_type")
 
@@ -267,10 +276,16 @@ def test_torch_pixels_equal_the_host_pixels():
             od, *_ = dev.step(a)
             assert od["pixels"].dtype == torch.uint8 and tuple(od["pixels"].shape) == dev.observation_space["pixels"].shape
             np.testing.assert_array_equal(od["pixels"].cpu().numpy(), oh["pixels"].transpose(0, 3, 1, 2))
+        # frame-stack round trip on the device: zeroing must reach the env, and restoring must bring the saved ones back
         stacks = dev.get_frame_stacks()
-        dev.set_frame_stacks([s.zero_() for s in dev.get_frame_stacks()])
+        assert stacks and all(isinstance(s, torch.Tensor) and s.any() for s in stacks)  # real images, not zeros
+        dev.set_frame_stacks([torch.zeros_like(s) for s in stacks])
+        assert all(not s.any() for s in dev.get_frame_stacks())  # the zeros reached the env
         dev.set_frame_stacks(stacks)
-        assert torch.equal(dev.get_frame_stacks()[0], stacks[0])
+        restored = dev.get_frame_stacks()
+        assert len(restored) == len(stacks)
+        for r, s in zip(restored, stacks):
+            assert torch.equal(r, s)
     finally:
         host.close()
         dev.close()

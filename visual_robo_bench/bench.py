@@ -94,7 +94,9 @@ def _row(name: str, env_steps_per_s: float | None, frames_per_s: float | None, n
         "env_steps_per_s": env_steps_per_s,
         "frames_per_s": frames_per_s,
         "peak_rss_mb": _peak_rss_mb(),
+        "ratio_vs_raw": None,
         "ratio_vs_dm_control": None,
+        "ratio_vs_gymnasium": None,
         "note": note,
     }
 
@@ -230,9 +232,10 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
 
     Returns:
         One dict per stage with ``name``, ``env_steps_per_s``, ``frames_per_s``,
-        ``peak_rss_mb`` (running maximum of the process), ``ratio_vs_dm_control``
-        (``frames_per_s`` over the dm_control row's, where both exist) and ``note``.
-        Values that do not apply are ``None``.
+        ``peak_rss_mb`` (running maximum of the process), ``ratio_vs_raw`` (the ceiling: vrb
+        physics-only steps/s over the raw ``mujoco.batch`` loop's, vrb pixels frames/s over the raw
+        tiled render's), ``ratio_vs_dm_control`` and ``ratio_vs_gymnasium`` (``frames_per_s`` over the
+        peer's, where both exist) and ``note``. Values that do not apply are ``None``.
 
     Raises:
         KeyError: Unknown task id.
@@ -265,10 +268,16 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
     rows.append(_bench_dm_control(entry.id, size, seconds))
     rows.append(_bench_gymnasium(entry.id, size, seconds))
 
-    dm_fps = rows[4]["frames_per_s"]
+    physics, pixels, raw_batch, raw_render, dm_control, gymnasium = rows
+
+    def ratio(value: float | None, reference: float | None) -> float | None:
+        return value / reference if value is not None and reference else None
+
+    physics["ratio_vs_raw"] = ratio(physics["env_steps_per_s"], raw_batch["env_steps_per_s"])
+    pixels["ratio_vs_raw"] = ratio(pixels["frames_per_s"], raw_render["frames_per_s"])
     for r in rows:
-        if dm_fps and r["frames_per_s"] is not None:
-            r["ratio_vs_dm_control"] = r["frames_per_s"] / dm_fps
+        r["ratio_vs_dm_control"] = ratio(r["frames_per_s"], dm_control["frames_per_s"])
+        r["ratio_vs_gymnasium"] = ratio(r["frames_per_s"], gymnasium["frames_per_s"])
     return rows
 
 

@@ -285,12 +285,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table.add_column("env steps/s", justify="right")
     table.add_column("frames/s", justify="right")
     table.add_column("peak RSS so far (MB)", justify="right")
+    table.add_column("vs raw (ceiling)", justify="right")
     table.add_column("frames/s vs dm_control", justify="right")
+    table.add_column("frames/s vs Gymnasium", justify="right")
     table.add_column("note", no_wrap=True)
     for r in rows:
-        ratio = r["ratio_vs_dm_control"]
+        ratios = ["-" if x is None else f"{x:.2f}x"
+                  for x in (r["ratio_vs_raw"], r["ratio_vs_dm_control"], r["ratio_vs_gymnasium"])]
         table.add_row(r["name"], _fmt(r["env_steps_per_s"]), _fmt(r["frames_per_s"]), _fmt(r["peak_rss_mb"]),
-                      "-" if ratio is None else f"{ratio:.2f}x", r.get("note", ""))
+                      *ratios, r.get("note", ""))
     console.print(table)
     machine = machine_description()
     console.print("machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()), highlight=False)

@@ -25,6 +25,12 @@ class VRBEnv(gym.Env):
     Its ``np_random`` is the generator that draws the episodes, so
     ``gym.make(id).reset(seed=s)`` gives the same episode as env 0 of
     ``gym.make_vec(id, num_envs=n).reset(seed=s)``.
+
+    Truncation comes from Gymnasium's ``TimeLimit`` wrapper, which ``gym.make`` adds (the task's episode
+    length, or ``gym.make(id, max_episode_steps=N)``); the env itself never truncates. The task's own rules
+    that use the episode length (Go2's final-step success, Go2Terrain's push schedule) keep the task's length
+    (or this class's ``max_episode_steps``): ``gym.make_vec(id, num_envs=1, max_episode_steps=N)`` changes
+    both. ``set_state`` does not rewind the ``TimeLimit`` wrapper's step counter.
     """
 
     metadata = {"render_modes": ["rgb_array", "depth_array"]}
@@ -35,7 +41,8 @@ class VRBEnv(gym.Env):
             if bad in kwargs:
                 raise TypeError(f"{bad!r} is a vector-env keyword; use gym.make_vec({task_id!r}, ...) for it")
         self._venv = VRBVectorEnv(task_id, num_envs=1, autoreset_mode=AutoresetMode.DISABLED,
-                                  render_mode=render_mode, max_episode_steps=max_episode_steps, **kwargs)
+                                  render_mode=render_mode, max_episode_steps=max_episode_steps, truncation=False,
+                                  **kwargs)
         self.render_mode = render_mode
         self.observation_space = self._venv.single_observation_space
         self.action_space = self._venv.single_action_space
@@ -59,8 +66,9 @@ class VRBEnv(gym.Env):
 
     def step(self, action: Any):
         a = np.asarray(action)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {a.shape}")
+        if a.shape != self.action_space.shape or a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"action must be a float32 or float64 array of shape {self.action_space.shape}, "
+                             f"got {a.dtype} of shape {a.shape}")
         obs, r, term, trunc, info = self._venv.step(a[None])
         return _unbatch(obs), float(r[0]), bool(term[0]), bool(trunc[0]), _unbatch(info)
 

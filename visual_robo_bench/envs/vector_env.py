@@ -91,6 +91,8 @@ class VRBVectorEnv(VectorEnv):
         task_id: Registered task id, e.g. ``"VRB/Walker-v1"``.
         num_envs: Number of environments N.
         max_episode_steps: Episode length (default: the task's).
+        truncation: Truncate at ``max_episode_steps``; False only for the single env, whose truncation is
+            Gymnasium's ``TimeLimit`` (the task still uses ``max_episode_steps`` for its own rules).
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default) or ``DISABLED``.
         obs_mode: ``"visual"`` (images + ``proprio``) or ``"state"`` (privileged
             vectors only; never renders).
@@ -124,6 +126,7 @@ class VRBVectorEnv(VectorEnv):
         num_envs: int = 1,
         *,
         max_episode_steps: int | None = None,
+        truncation: bool = True,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         obs_mode: str = "visual",
         privileged: bool = False,
@@ -173,6 +176,7 @@ class VRBVectorEnv(VectorEnv):
         self.obs_mode, self.privileged = obs_mode, bool(privileged) or obs_mode == "state"
         self.pixel_layout, self.action_bounds, self.render_mode = pixel_layout, action_bounds, render_mode
         self.max_episode_steps = int(max_episode_steps or self.cfg.max_episode_steps)
+        self.truncation = bool(truncation)
 
         self.task: Task = entry.task_cls(self.cfg)
         self.task.max_episode_steps = self.max_episode_steps
@@ -444,7 +448,7 @@ class VRBVectorEnv(VectorEnv):
         terms = {k: _column(v, N) for k, v in raw.items()}
         metrics = {k: _column(v, N) for k, v in ev.metrics.items()}
         terminated = ev.failure | bad
-        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated if self.truncation else np.zeros(N, bool)
         success = ev.success & ~bad
         if any_restart:  # after_step only where the step counts (it may keep bookkeeping across episodes)
             live = np.flatnonzero(~restarted)
@@ -568,16 +572,19 @@ class VRBVectorEnv(VectorEnv):
         return obs
 
     def _info(self, terms, evaluation, bad) -> dict[str, Any]:
+        """The step's ``info``: every top-level key ``k`` with its mask ``_k``, as Gymnasium's vector envs write
+        them. ``reward_terms`` and ``metrics`` hold a value for every env at every step and no ``_k`` masks
+        (Gymnasium would nest them), so that ``sum(info["reward_terms"].values())`` is the reward."""
         N = self.num_envs
         info: dict[str, Any] = {
-            "privileged": self._vec["privileged"].copy(),
             "elapsed_steps": self._elapsed.copy(),
             "success": np.zeros(N, bool) if evaluation is None else evaluation["success"],
             "physics_error": np.zeros(N, bool) if bad is None else bad,
         }
         info["is_success"] = info["success"].copy()
-        if "height_scan" in self._vec:
-            info["height_scan"] = self._vec["height_scan"].copy()
+        for k in ("privileged", "height_scan"):  # a task may declare neither (privileged_dim 0)
+            if k in self._vec:
+                info[k] = self._vec[k].copy()
         if terms is not None:
             info["reward_terms"] = terms
         if evaluation is not None and evaluation["metrics"]:
@@ -593,17 +600,17 @@ class VRBVectorEnv(VectorEnv):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' to gym.make")
             return None
+        # the envs whose policy images are rendered, or every env when none is (state mode, render_env_ids=[])
+        ids = self.render_env_ids if len(self.render_env_ids) else np.arange(self.num_envs)
         if self._viewer is None:
             h, w = self.cfg.render_size
             view = View(self.cfg.render_camera or self.cfg.policy_cameras[0], h, w, depth=self.render_mode == "depth_array")
-            n = max(1, len(self.render_env_ids)) if self.obs_mode == "visual" else self.num_envs
             if self.backend == "warp":
                 from ..render.warp_render import WarpRenderer
 
-                self._viewer = WarpRenderer(self.model, [view], n, self.cfg.render_profile)
+                self._viewer = WarpRenderer(self.model, [view], len(ids), self.cfg.render_profile)
             else:
-                self._viewer = TiledRenderer(self.model, [view], n, self.cfg.render_profile)
-        ids = self.render_env_ids if len(self.render_env_ids) else np.arange(self.num_envs)
+                self._viewer = TiledRenderer(self.model, [view], len(ids), self.cfg.render_profile)
         return self._viewer.render(self.sim.state[ids])[0]
 
     def close_extras(self, **kwargs: Any) -> None:

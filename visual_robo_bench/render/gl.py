@@ -104,6 +104,7 @@ def renderer_info() -> dict[str, str]:
     when none is current (e.g. after an evaluation closed its renderers)."""
     backend = os.environ.get("MUJOCO_GL", "")
     try:
+        backend = select_backend()  # first: PyOpenGL reads PYOPENGL_PLATFORM when it is imported
         from OpenGL import GL
 
         def query() -> dict[str, str] | None:
@@ -114,10 +115,7 @@ def renderer_info() -> dict[str, str]:
 
         info = query()
         if info is None:
-            import mujoco
-
-            ctx = mujoco.GLContext(1, 1)
-            ctx.make_current()
+            ctx = make_context(1, 1)  # the chosen backend's context (mujoco.GLContext may be GLFW's)
             try:
                 info = query()
             finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,6 +159,36 @@ def test_verify_passes_a_faithful_rerun_and_fails_another_policy(tmp_path, zero_
     assert task["error"] is None and not task["ok"] and not report["verified"]
     assert not task["accepted_range"][0] <= task["rerun_return"] <= task["accepted_range"][1]
     assert board.verified()["zero"]["policy"] == zero_policy  # a failed verification is not recorded
+
+
+def test_verify_draws_a_fresh_held_out_seed_base(tmp_path, zero_doc, monkeypatch):
+    """The board's config fixes no verification seed base: each verification draws one nobody knew before (and
+    records it); --seed-base fixes one."""
+    from visual_robo_bench.evaluation import leaderboard
+
+    assert "seed_base" not in DEFAULT_CONFIG["verify"]
+    repo = Path(__file__).resolve().parents[1]
+    assert "seed_base" not in json.loads((repo / "leaderboards" / "config.json").read_text())["verify"]
+    cfg = {**DEFAULT_CONFIG, "tracks": {"visual": ["VRB/Walker-v1"]}, "episodes": EPISODES, "min_seeds": 2,
+           "bootstrap_reps": 200}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    board = Leaderboard(tmp_path)
+    board.submit(write_json(zero_doc, tmp_path / "in" / "zero.json"))
+    used = []
+
+    def fake_evaluate(policy, task, episodes, seed_base, isolate, progress):  # records the base, runs nothing
+        used.append(seed_base)
+        raise RuntimeError("stop")
+
+    import visual_robo_bench.evaluation.harness as harness
+    monkeypatch.setattr(harness, "evaluate", fake_evaluate)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="stop"):
+            verify(board, "zero", "zero", episodes=1, progress=False)
+    with pytest.raises(RuntimeError, match="stop"):
+        verify(board, "zero", "zero", episodes=1, progress=False, seed_base=123_456_789)
+    lo, hi = leaderboard.VERIFY_SEED_RANGE
+    assert all(lo <= b < hi for b in used[:2]) and used[0] != used[1] and used[2] == 123_456_789
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])

@@ -220,7 +220,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     board = Leaderboard(_leaderboard_dir(args.leaderboard_dir))
     try:
-        report = verify(board, args.submission, args.policy, episodes=args.episodes)
+        report = verify(board, args.submission, args.policy, episodes=args.episodes, seed_base=args.seed_base)
     except (ResultsError, AgentLoadError) as err:
         raise CLIError(str(err), code=2) from None
     except AgentCrashed as err:  # the policy's process died or hung while loading
@@ -297,6 +297,8 @@ def add_commands(sub) -> None:
     p.add_argument("submission", help="submission name")
     p.add_argument("--policy", required=True, help="policy file or module:factory")
     p.add_argument("--episodes", type=_count, default=None, help="episodes per task (default: the protocol's)")
+    p.add_argument("--seed-base", type=int, default=None,
+                   help="held-out seed base (default: drawn afresh, unknown to submitters; the report records it)")
     p.add_argument("--leaderboard-dir", default=None)
     p.set_defaults(func=cmd_verify)
 

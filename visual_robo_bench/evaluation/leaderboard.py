@@ -30,6 +30,7 @@ import hashlib
 import html
 import json
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ from .results import (BUDGET_KEYS, ResultsError, aggregates, check_aggregates, l
 #: Seed of every bootstrap's generator (confidence intervals, performance profiles).
 BOOTSTRAP_SEED = 0
 
+#: Where ``vrb verify`` draws a fresh held-out seed base: above the public base's episodes (1,000,000 + k)
+#: and any training seed, with room for a protocol's episodes below 2**31.
+VERIFY_SEED_RANGE = (10_000_000, 2**31 - 1_000_000)
+
 #: The budget every entry but the floors must state (``num_envs`` describes the budget and may stay null).
 REQUIRED_BUDGET = tuple(k for k in BUDGET_KEYS if k != "num_envs")
 
@@ -56,8 +61,8 @@ DEFAULT_CONFIG = {
     "min_seeds": 3,
     "bootstrap_reps": 2000,
     "floors": {"random": {"deterministic": False}, "zero": {"deterministic": True}},
-    "verify": {"seed_base": 7_000_000, "rule": "re-run per-task mean return inside the submission's 95% CI, "
-                                               "widened by the tolerance",
+    "verify": {"rule": "re-run per-task mean return inside the submission's 95% CI, widened by the tolerance, "
+                       "on a seed base drawn afresh for each verification",
                "tolerance": {"absolute": 1e-6, "relative": 0.01}},
 }
 
@@ -534,10 +539,13 @@ def verify_tolerance(cfg: dict[str, Any]) -> tuple[float, float]:
 
 
 def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = None,
-           progress: bool = True) -> dict[str, Any]:
-    """Re-evaluate submission ``name``'s ``policy`` with the held-out seed base.
+           progress: bool = True, seed_base: int | None = None) -> dict[str, Any]:
+    """Re-evaluate submission ``name``'s ``policy`` with a held-out seed base.
 
-    The entry is verified when, for every task, the re-run (isolated, ``config["verify"]["seed_base"]``)
+    The seed base is ``seed_base``, else ``config["verify"]["seed_base"]`` when the config fixes one (tests),
+    else drawn afresh for this verification (from :data:`VERIFY_SEED_RANGE`, disjoint from the public
+    seeds and from training seeds), so that no submitter can know it in advance; the report records it.
+    The entry is verified when, for every task, the re-run (isolated, on that seed base)
     has no agent error and its mean return lies inside the 95 % bootstrap CI [lo, hi] of the
     submission's per-run mean returns, widened on both sides by
     ``absolute + relative * max(1, |mean of the submitted runs|)`` (``config["verify"]["tolerance"]``,
@@ -547,8 +555,8 @@ def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = No
     is recorded in ``verified.json`` only when it passes.
 
     Returns:
-        ``{"verified": bool, "policy": str, "tolerance": {...}, "tasks": {task: {"rerun_return",
-        "submitted_ci", "accepted_range", "ok", "error"}}}``.
+        ``{"verified": bool, "policy": str, "seed_base": int, "tolerance": {...}, "tasks": {task:
+        {"rerun_return", "submitted_ci", "accepted_range", "ok", "error"}}}``.
 
     Raises:
         ResultsError: There is no submission ``name``.
@@ -561,14 +569,18 @@ def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = No
     cfg = board.config
     doc = subs[name]
     absolute, relative = verify_tolerance(cfg)
-    report: dict[str, Any] = {"verified": True, "policy": str(policy),
+    if seed_base is None:
+        seed_base = cfg.get("verify", {}).get("seed_base")
+    if seed_base is None:
+        seed_base = VERIFY_SEED_RANGE[0] + secrets.randbelow(VERIFY_SEED_RANGE[1] - VERIFY_SEED_RANGE[0])
+    report: dict[str, Any] = {"verified": True, "policy": str(policy), "seed_base": int(seed_base),
                               "tolerance": {"absolute": absolute, "relative": relative}, "tasks": {}}
     for task, agg in aggregates(doc).items():
         runs = np.array([r["return"] for r in agg["runs"]])
         lo, hi = _bootstrap_ci(runs, cfg["bootstrap_reps"])
         tol = absolute + relative * max(1.0, abs(float(runs.mean())))
         res = evaluate(policy, task, episodes=cfg["episodes"] if episodes is None else episodes,
-                       seed_base=cfg["verify"]["seed_base"], isolate=True, progress=progress)
+                       seed_base=int(seed_base), isolate=True, progress=progress)
         mean = res.summary()["return"]
         ok = res.error is None and lo - tol <= mean <= hi + tol
         report["tasks"][task] = {"rerun_return": mean, "submitted_ci": [lo, hi], "accepted_range": [lo - tol, hi + tol],

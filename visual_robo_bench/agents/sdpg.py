@@ -490,8 +490,8 @@ class Rollout:
     """One epoch of data. Shapes: T steps, B nominal, N envs, A actions, K = M+1 per block."""
 
     images: dict[str, np.ndarray]  # camera key -> (T, B, C, H, W) uint8, nominal only
-    proprio: np.ndarray | None  # (T, B, P) normalised with the epoch's frozen RMS
-    critic_obs: dict[str, np.ndarray]  # key -> (T, N, D) normalised
+    proprio: np.ndarray | None  # (T, B, P), normalised with the epoch's frozen RMS (unless proprio_rms=False)
+    critic_obs: dict[str, np.ndarray]  # key -> (T, N, D), RMS-normalised unless the preset says not (Go2)
     mean: np.ndarray  # (T, B, A) executed (clipped) nominal mean m
     log_std: np.ndarray  # (T, B, A) clipped log-std l
     eps: np.ndarray  # (T, B, K, A), 0 for the nominal

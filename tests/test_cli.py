@@ -106,9 +106,11 @@ def test_evaluate_seed_placeholder_names_one_policy_per_training_seed(tmp_path, 
     out = tmp_path / "r.json"
     assert main(["evaluate", "--agent", "seeded_agents:s{seed}", "--task", "VRB/Walker-v1", "--episodes", "1",
                  "--training-seed", "0", "--training-seed", "1", "--out", str(out)]) == 0
-    runs = load(out)["runs"]
+    doc = load(out)
+    runs = doc["runs"]
     assert [r["training_seed"] for r in runs] == [0, 1]
     assert runs[0]["episodes"][0]["return"] != runs[1]["episodes"][0]["return"]
+    assert doc["agent"]["name"] == "seeded_agents:s{seed}"  # the template names the entry, not seed 0's policy
 
 
 def test_evaluate_table_is_not_truncated_when_piped(tmp_path):

@@ -522,6 +522,8 @@ def test_third_party_package_registers_its_own_task(tmp_path):
         "obs, info = venv.reset(seed=0)\n"
         "obs, r, te, tr, info = venv.step(np.ones((2, 1), np.float32))\n"
         "assert obs['pixels'].shape == (2, 32, 32, 9) and 'privileged' not in info, sorted(info)\n"
+        "from visual_robo_bench.cli import main\n"  # every vrb command finds it by module:id too
+        "assert main(['info', 'mylab:MyLab/Reach-v0']) == 0\n"
         "print('ok', sorted(obs), r.shape)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}

@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a reference agent (logs, checkpoints, --resume, policy.pt)")
     p.add_argument("--agent", default="sdpg",
-                   help="agent: sdpg (reference, default), ppo, sac (stable-baselines3), random, zero (floors)")
+                   help="agent: sdpg (reference, default), ppo, sac (stable-baselines3), drqv2, distill, random, zero (floors)")
     p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v1 (required unless --resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of the agent's config (repeatable), e.g. --set num_nominal=4 "

@@ -131,7 +131,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             err_console.print(f"[red]{res.task_id}: {escape(res.error)}[/red]", highlight=False)
     if args.out:
         policies = {c.agent_spec() for c in cells}
-        doc = make_results(evals, agent_name=args.name or evals[0][0].agent, description=args.description,
+        name = args.name or (agent if "{" in agent else evals[0][0].agent)  # a template names every run's policy
+        doc = make_results(evals, agent_name=name, description=args.description,
                            render=renderer_info(), budget=budget, code_url=args.code_url,
                            policy=agent if all(Path(p).exists() for p in policies) else None)
         write_json(doc, args.out)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -114,9 +115,17 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
 
 
 def get_task(task_id: str) -> TaskEntry:
-    """The entry of ``task_id``; an unknown id raises a ``KeyError`` naming the closest ids."""
-    if task_id.startswith("visual_robo_bench:"):
-        task_id = task_id.split(":", 1)[1]
+    """The entry of ``task_id``; an unknown id raises a ``KeyError`` naming the closest ids.
+
+    ``"module:Namespace/Name-vN"`` first imports ``module`` (which registers its tasks), as ``gym.make`` does,
+    so that a third-party package's tasks work with every ``vrb`` command.
+    """
+    if ":" in task_id:
+        module, task_id = task_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise KeyError(f"cannot import {module!r} to find task {task_id!r}: {err}") from None
     try:
         return _TASKS[task_id]
     except KeyError:

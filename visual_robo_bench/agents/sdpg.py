@@ -1,6 +1,7 @@
 """SDPG (Stochastic Decoupled Policy Gradient), VRB's reference agent, in one file.
 
-Read top to bottom; every section number refers to ``shared/specs/sdpg.md``.
+Read top to bottom; every section number refers to the project's SDPG specification
+(``../shared/specs/sdpg.md`` beside the repository; not shipped with the package).
 
 1. ``SDPGConfig``: frozen, typed hyperparameters, and ``PRESETS`` per task (CPU-scaled, §5 and §8).
 2. Networks: running mean/std, the DrQ-v2 conv trunk and Go2's depth backbone, the actor (one encoder

@@ -622,6 +622,10 @@ def agent_results(sweep: dict[str, Any] | str | os.PathLike, agent: str, name: s
         raise SweepError(f"the sweep has no successful cell of agent {agent!r}")
     merged = json.loads(json.dumps(entries[0]["results"]))
     merged["runs"] = [run for e in entries for run in e["results"]["runs"]]
+    if "{" in agent:  # a template stands for every cell's policy, not the first cell's
+        merged["agent"]["name"] = agent
+        if "policy" in merged["agent"]:
+            merged["agent"]["policy"] = agent
     if name is not None:
         merged["agent"]["name"] = name
     if description is not None:

@@ -33,6 +33,7 @@ import warp as wp  # noqa: E402
 from visual_robo_bench.core.config import RenderProfile  # noqa: E402
 from visual_robo_bench.envs import VRBVectorEnv  # noqa: E402
 from visual_robo_bench.render.tiled import TiledRenderer, View  # noqa: E402
+from vrb_helpers import check_frame_stack_round_trip  # noqa: E402
 
 WALKER, CUBE = "VRB/Walker-v1", "VRB/ShadowCube-v0"
 SMALL = dict(image_size=(36, 36))
@@ -277,15 +278,8 @@ def test_torch_pixels_equal_the_host_pixels():
             assert od["pixels"].dtype == torch.uint8 and tuple(od["pixels"].shape) == dev.observation_space["pixels"].shape
             np.testing.assert_array_equal(od["pixels"].cpu().numpy(), oh["pixels"].transpose(0, 3, 1, 2))
         # frame-stack round trip on the device: zeroing must reach the env, and restoring must bring the saved ones back
-        stacks = dev.get_frame_stacks()
-        assert stacks and all(isinstance(s, torch.Tensor) and s.any() for s in stacks)  # real images, not zeros
-        dev.set_frame_stacks([torch.zeros_like(s) for s in stacks])
-        assert all(not s.any() for s in dev.get_frame_stacks())  # the zeros reached the env
-        dev.set_frame_stacks(stacks)
-        restored = dev.get_frame_stacks()
-        assert len(restored) == len(stacks)
-        for r, s in zip(restored, stacks):
-            assert torch.equal(r, s)
+        stacks = check_frame_stack_round_trip(dev, torch.zeros_like, torch.equal)
+        assert all(isinstance(s, torch.Tensor) for s in stacks)  # kept on the device
     finally:
         host.close()
         dev.close()

@@ -75,3 +75,17 @@ def settle(venv, env, steps=15):
         obs, r, te, tr, info = env.step(hold(venv))
     assert not te.any()
     return obs, info
+
+
+def check_frame_stack_round_trip(env, zeros_like, equal) -> list:
+    """``get_frame_stacks``/``set_frame_stacks`` really move the stacks: the saved ones hold images, zeros written
+    reach the env, and writing the saved ones back restores them (``equal(a, b)``: numpy or torch equality).
+    Returns the saved stacks."""
+    stacks = env.get_frame_stacks()
+    assert stacks and all(s.any() for s in stacks)  # real images, not zeros
+    env.set_frame_stacks([zeros_like(s) for s in stacks])
+    assert all(not s.any() for s in env.get_frame_stacks())  # the zeros reached the env
+    env.set_frame_stacks(stacks)
+    restored = env.get_frame_stacks()
+    assert len(restored) == len(stacks) and all(equal(r, s) for r, s in zip(restored, stacks))
+    return stacks

@@ -146,12 +146,17 @@ def test_local_sweep_cells_are_what_evaluate_gives(local_sweep, agents):
     merged = agent_results(local_sweep, PROPRIO)
     assert {(r["env_id"], r["training_seed"]) for r in merged["runs"]} == {(t, s) for t in TASKS for s in (0, 1)}
     assert set(merged["aggregates"]) == set(TASKS)
-    # a template agent (one policy per training seed) names the entry, not its first cell's policy
+    # a template agent (one policy file per training seed) names the entry, not its first cell's file; an agent's
+    # own name is kept
     template = PROPRIO + "{seed}"
     relabelled = json.loads(json.dumps(local_sweep))
     for e in relabelled["cells"]:
         if e["agent"] == PROPRIO:
             e["agent"] = template
+    assert agent_results(relabelled, template)["agent"]["name"] == "proprio-tanh"
+    for e in relabelled["cells"]:
+        if e["agent"] == template:  # as a policy file is named: by its path
+            e["results"]["agent"]["name"] = template.format(seed=e["seed"])
     assert agent_results(relabelled, template)["agent"]["name"] == template
 
 

@@ -131,7 +131,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             err_console.print(f"[red]{res.task_id}: {escape(res.error)}[/red]", highlight=False)
     if args.out:
         policies = {c.agent_spec() for c in cells}
-        name = args.name or (agent if "{" in agent else evals[0][0].agent)  # a template names every run's policy
+        # a template names every run's policy: it replaces the first run's file name (an agent's own name is kept)
+        name = args.name or (agent if evals[0][0].agent == cells[0].agent_spec() != agent else evals[0][0].agent)
         doc = make_results(evals, agent_name=name, description=args.description,
                            render=renderer_info(), budget=budget, code_url=args.code_url,
                            policy=agent if all(Path(p).exists() for p in policies) else None)

@@ -622,9 +622,13 @@ def agent_results(sweep: dict[str, Any] | str | os.PathLike, agent: str, name: s
         raise SweepError(f"the sweep has no successful cell of agent {agent!r}")
     merged = json.loads(json.dumps(entries[0]["results"]))
     merged["runs"] = [run for e in entries for run in e["results"]["runs"]]
-    if "{" in agent:  # a template stands for every cell's policy, not the first cell's
-        merged["agent"]["name"] = agent
-        if "policy" in merged["agent"]:
+    first = entries[0]
+    if "{" in agent:  # a template stands for every cell's policy: it replaces the first cell's file name
+        spec = (agent.format(seed=first["seed"], task=first["task"].rsplit("/", 1)[-1])
+                if {"seed", "task"} <= first.keys() else None)
+        if merged["agent"]["name"] == spec:  # (an agent's own name is kept)
+            merged["agent"]["name"] = agent
+        if merged["agent"].get("policy") == spec:
             merged["agent"]["policy"] = agent
     if name is not None:
         merged["agent"]["name"] = name

@@ -14,10 +14,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import CLIError, _console, _entry
-
-console = _console()
-err_console = _console(stderr=True)
+from .cli import CLIError, _entry, console, err_console
 
 #: ``vrb evaluate`` flags that record the training budget in the results file: ``budget`` key -> (dest, flag).
 BUDGET_FLAGS = {"env_steps": ("env_steps", "--env-steps"), "rendered_frames": ("rendered_frames", "--rendered-frames"),

@@ -14,7 +14,6 @@ after which ``gym.make("my_package:MyLab/Reach-v0")`` works.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import inspect
@@ -54,16 +53,12 @@ _TASKS: dict[str, TaskEntry] = {}
 def config_kwargs(config: "TaskConfig") -> dict[str, Any]:
     """A task config's values as ``gym.make`` keywords: what ``gym.spec(id).kwargs`` shows.
 
-    Every field but the camera definitions (``policy_cameras`` is the keyword ``cameras``) and
-    ``max_episode_steps`` (registered on its own); nested configs (the render profile) as plain dicts.
+    ``config.to_dict()`` (plain data: the render profile as a dict) but the camera definitions
+    (``policy_cameras`` is the keyword ``cameras``) and ``max_episode_steps`` (registered on its own).
     """
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        if f.name in ("cameras", "max_episode_steps"):
-            continue
-        value = getattr(config, f.name)
-        out["cameras" if f.name == "policy_cameras" else f.name] = (
-            dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+    out = config.to_dict()
+    del out["cameras"], out["max_episode_steps"]
+    out["cameras"] = out.pop("policy_cameras")
     return out
 
 

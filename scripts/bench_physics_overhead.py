@@ -1,7 +1,7 @@
 """Physics-only env vs a bare ``mujoco.batch`` loop, interleaved, and where the difference goes.
 
 Usage: python scripts/bench_physics_overhead.py [--tasks VRB/Walker-v1 VRB/Walker-v0] [--num-envs 64 256]
-       [--rounds 30] [--steps 100] [--hollow] [--gaps 25 50 100 200 [--spinner]]
+       [--rounds 30] [--steps 100] [--hollow] [--gaps 25 50 100 200 [--spinner]] [--cold]
 
 Alternates short chunks of the two loops (``--steps`` steps each, ``--rounds`` times) in one process and prints
 medians, so that drifts of a shared or virtual machine's speed hit both alike (``vrb bench`` runs its stages one
@@ -17,6 +17,12 @@ the bare loop with G us of busy Python (a spin on ``time.perf_counter``, no nump
 rows bound what any env that spends G us per step outside its physics call can reach on this machine.
 ``--spinner`` repeats the bare and gap rows with an idle-priority process spinning during their chunks (it runs
 only where a core would idle): if the gaps then cost less, their extra cost is cores waking from idle.
+
+``--cold`` prints how long the env's own Python takes depending on what ran just before it: the env steps with its
+physics call replaced by a stand-in (the env's state does not move, so every row runs the same Python work), and
+the time outside the stand-in is the Python's. Stand-ins: nothing (a hot loop, the cost of the Python alone), a
+1 ms busy spin, a 1 ms sleep, a 32 MB memory copy, and the bare loop's physics call on 1 and on 2 threads. The
+difference between the first row and the physics rows is what running after physics adds to the same Python.
 """
 
 from __future__ import annotations
@@ -205,6 +211,63 @@ def calibrate(task: str, n: int, rounds: int, steps: int, gaps_us: list[float],
     return [(name, float(np.median(t)), float(np.median(bare / np.array(t)))) for (name, _, _), t in zip(rows, times)]
 
 
+def cold_python(task: str, n: int, rounds: int, steps: int) -> list[tuple[str, float]]:
+    """The env's Python per step after each stand-in for its physics call (see ``--cold``), alternating chunks.
+
+    Returns:
+        ``(stand-in, median us of Python per step)`` per row.
+    """
+    env = gym.make_vec(task, num_envs=n, obs_mode="state")
+    env.reset(seed=0)
+    venv = env.unwrapped
+    model, substeps, nthread = venv.model, venv.cfg.substeps, venv.sim.nthread
+    src, dst = np.ones(2_000_000), np.empty(2_000_000)  # 16 MB each
+    batches = {k: mujoco.batch.Batch(model, nsim=n, nthread=k, persistent=True) for k in (1, nthread)}
+
+    def physics(k: int):
+        def run() -> None:
+            try:
+                batches[k].step(None, nstep=substeps)
+            except mujoco.batch.SimulationError:
+                pass
+        return run
+
+    stand_ins = {"nothing": lambda: None, "a 1 ms busy spin": lambda: _spin(1e-3),
+                 "a 1 ms sleep": lambda: time.sleep(1e-3), "a 32 MB memory copy": lambda: np.copyto(dst, src)}
+    for k in sorted(batches):
+        stand_ins[f"bare physics call, {k} thread{'s' if k > 1 else ''}"] = physics(k)
+    no_error = np.zeros(n, dtype=bool)
+    outside = [0.0]
+
+    def stand_in_step(run):
+        def step(env_ids, nstep) -> np.ndarray:
+            start = time.perf_counter()
+            run()
+            outside[0] += time.perf_counter() - start
+            return no_error.copy()
+        return step
+
+    rng = np.random.default_rng(1)
+    actions = [rng.uniform(-1, 1, env.action_space.shape).astype(np.float32) for _ in range(16)]
+
+    def chunk(run) -> float:
+        venv.sim.step = stand_in_step(run)
+        outside[0] = 0.0
+        start = time.perf_counter()
+        for i in range(steps):
+            env.step(actions[i % 16])
+        return (time.perf_counter() - start - outside[0]) / steps
+
+    for run in stand_ins.values():
+        chunk(run)  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in stand_ins}
+    for _ in range(rounds):
+        for name, run in stand_ins.items():
+            times[name].append(chunk(run))
+    env.close()
+    return [(name, float(np.median(t))) for name, t in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["VRB/Walker-v1", "VRB/Walker-v0"])
@@ -219,6 +282,8 @@ def main() -> None:
     parser.add_argument("--spinner", action="store_true",
                         help="with --gaps: repeat the bare and gap rows with an idle-priority spinning process that "
                              "keeps the cores from halting between physics calls (a diagnostic, Linux only)")
+    parser.add_argument("--cold", action="store_true",
+                        help="also print the env's Python per step after each stand-in for its physics call")
     args = parser.parse_args()
 
     print("| task | N | env us/step | of which physics call | of which the rest (Python) | bare `mujoco.batch` "
@@ -232,6 +297,13 @@ def main() -> None:
                 print(f"| {name} | {n} | {s['env'] * 1e6:,.0f} | {s['physics'] * 1e6:,.0f} | "
                       f"{s['python'] * 1e6:,.0f} | {s['raw'] * 1e6:,.0f} | {s['ratio']:.2f}x | "
                       f"{s['q25']:.2f}-{s['q75']:.2f} | {s['resets_per_step']:.2f} |", flush=True)
+    if args.cold:
+        print("\n| task | N | what ran before the env's Python | env Python us/step |")
+        print("|---|---|---|---|")
+        for task in args.tasks:
+            for n in args.num_envs:
+                for name, sec in cold_python(task, n, args.rounds, max(10, args.steps * 64 // n)):
+                    print(f"| {task} | {n} | {name} | {sec * 1e6:,.0f} |", flush=True)
     if args.gaps is None:
         return
     print("\n| task | N | loop | us/step | bare / loop (median) |")

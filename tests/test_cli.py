@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from visual_robo_bench.cli import main
@@ -49,6 +50,22 @@ def test_bench_rows():
     assert pixels["ratio_vs_dm_control"] == pixels["frames_per_s"] / dm_control["frames_per_s"] > 0
     assert pixels["ratio_vs_gymnasium"] == pixels["frames_per_s"] / gymnasium["frames_per_s"] > 0
     assert physics["ratio_vs_dm_control"] is None  # no frames
+
+
+
+def test_physics_overhead_script_rows():
+    """``scripts/bench_physics_overhead.py``: the interleaved split and the ``--cold`` table run and add up."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_physics_overhead.py"))
+    s = script["interleaved"]("VRB/Walker-v1", 4, rounds=2, steps=3)
+    assert s["env"] > s["physics"] > 0 and s["raw"] > 0
+    assert s["python"] == pytest.approx(s["env"] - s["physics"], rel=0.5)  # medians of the differences
+    rows = dict(script["cold_python"]("VRB/Walker-v1", 4, rounds=2, steps=3))
+    assert list(rows)[:5] == ["nothing", "a 1 ms busy spin", "a 1 ms sleep", "a 32 MB memory copy",
+                              "bare physics call, 1 thread"]
+    assert all(np.isfinite(sec) and sec > 0 for sec in rows.values())
 
 
 # ------------------------------------------------------------------ vrb evaluate / submit

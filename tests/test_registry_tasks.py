@@ -596,6 +596,38 @@ def test_render_worker_processes_match_in_process():
     local.close()
 
 
+_FORK_AFTER_RENDERING = """
+import os, gymnasium as gym, visual_robo_bench
+from visual_robo_bench.render.gl import RenderBackendError
+kw = dict(image_size=(16, 16))
+pid = os.fork()  # before anything rendered: the child renders
+if pid == 0:
+    env = gym.make("VRB/Hopper-v1", **kw)
+    env.reset(seed=0)
+    os._exit(0)
+assert os.waitpid(pid, 0)[1] == 0, "a child forked before any rendering failed"
+gym.make("VRB/Hopper-v1", **kw).reset(seed=0)  # now this process has rendered (Mesa's threads run)
+state = gym.make_vec("VRB/Hopper-v1", num_envs=1, vectorization_mode="async", obs_mode="state")
+state.reset(seed=0)  # a forked child that does not render is fine
+state.close()
+pixels = gym.make_vec("VRB/Hopper-v1", num_envs=1, vectorization_mode="async", **kw)
+try:
+    pixels.reset(seed=0)
+except RenderBackendError as err:
+    print("REFUSED:", err)
+pixels.close(terminate=True)
+"""
+
+
+def test_a_child_forked_after_rendering_raises_instead_of_hanging():
+    """Mesa's renderer hangs in a child forked after its threads started (Gymnasium's async envs fork on Linux):
+    the child raises an error that names the 'spawn' start method instead (a hang fails by the timeout)."""
+    res = subprocess.run([sys.executable, "-c", _FORK_AFTER_RENDERING], capture_output=True, text=True,
+                         timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "REFUSED: cannot render in process" in res.stdout and "vector_kwargs={'context': 'spawn'}" in res.stdout
+
+
 DOC_SECTIONS = ("**Description.**", "**Observations.**", "**Actions.**", "**Reward terms.**", "**Success.**",
                 "**Episode end.**", "**Cameras.**", "**Version history.**")
 

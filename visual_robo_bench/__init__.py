@@ -14,6 +14,7 @@ Importing is cheap: MuJoCo models are built only when an env is created.
 from .core.config import CameraConfig, RenderProfile, TaskConfig
 from .core.task import Evaluation, Task, TaskState
 from .registry import get_task, list_tasks, register_task
+from .render import gl as _gl  # noqa: F401  (its fork hook: a child forked after Mesa ran raises, never hangs)
 
 __version__ = "0.1.0"
 

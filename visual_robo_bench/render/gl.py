@@ -34,7 +34,64 @@ ctx.free()
 
 
 class RenderBackendError(RuntimeError):
-    """No headless OpenGL backend works on this machine."""
+    """No headless OpenGL backend works on this machine (or not in this process: see :func:`check_can_render`)."""
+
+
+# ---------------------------------------------------------------- fork safety
+# Mesa's software rasterizer (llvmpipe, behind both EGL and OSMesa here) starts worker threads with the first
+# context. fork() copies none of them, so a child forked after that hangs forever in its first draw call
+# (Gymnasium's AsyncVectorEnv forks by default on Linux). The hooks below turn that hang into an error.
+_mesa_threads_at_fork = False  # in the forking process: whether Mesa's threads ran at the last fork
+_forked_from_mesa_process: int | None = None  # in a forked process: the pid of the Mesa process it came from
+
+
+def _mesa_threads_running() -> bool:
+    """Whether Mesa's llvmpipe worker threads run in this process (Linux ``/proc``; False where unknown)."""
+    try:
+        tasks = list(os.scandir("/proc/self/task"))
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(os.path.join(task.path, "comm")) as f:
+                if f.read().startswith("llvmpipe-"):
+                    return True
+        except OSError:  # the thread ended meanwhile
+            continue
+    return False
+
+
+def _before_fork() -> None:
+    global _mesa_threads_at_fork
+    _mesa_threads_at_fork = _mesa_threads_running()
+
+
+def _after_fork_in_child() -> None:
+    global _forked_from_mesa_process
+    if _mesa_threads_at_fork:
+        _forked_from_mesa_process = os.getppid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def check_can_render() -> None:
+    """Raise instead of hanging where Mesa cannot render: a process forked from one that had used it.
+
+    Raises:
+        RenderBackendError: This process was forked (not spawned) from a process with a live Mesa OpenGL
+            context (or one that had had one); the message says how to start the process instead.
+    """
+    if _forked_from_mesa_process is not None:
+        raise RenderBackendError(
+            f"cannot render in process {os.getpid()}: it was forked from process {_forked_from_mesa_process} "
+            "after that process had used OpenGL (Mesa), and Mesa's renderer hangs in such a child. Start worker "
+            "processes with the 'spawn' method instead: gym.make_vec(id, num_envs=N, vectorization_mode='async', "
+            "vector_kwargs={'context': 'spawn'}), multiprocessing.get_context('spawn') or SB3's "
+            "SubprocVecEnv(..., start_method='spawn'); or fork them before anything renders. VRB's own vector env, "
+            "gym.make_vec(id, num_envs=N), steps and renders every env in one process and needs no workers."
+        )
 
 
 def _probe(backend: str) -> str | None:
@@ -81,6 +138,7 @@ def select_backend() -> str:
 
 def make_context(width: int, height: int):
     """A current offscreen GL context of at least ``width`` x ``height``."""
+    check_can_render()
     backend = select_backend()
     try:
         if backend == "egl":

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.config import RenderProfile
 from ..core.sim import STATE_SPEC
-from .gl import make_context
+from .gl import check_can_render, make_context
 
 MAX_ATLAS = 4096
 
@@ -151,6 +151,7 @@ class TiledRenderer:
         k = len(states)
         if k > self.max_envs:
             raise ValueError(f"renderer was built for {self.max_envs} envs, got {k}")
+        check_can_render()  # a renderer inherited through fork() would hang
         self._ctx.make_current()
         nv = len(self.views)
         outs = [

@@ -384,6 +384,21 @@ def test_partial_reset_keeps_other_envs(task_id):
     env.close()
 
 
+def test_unknown_reset_options_are_refused():
+    """Options the env does not read raise (they were dropped silently); ``reset_mask`` is the vector env's only one."""
+    venv = gym.make_vec("VRB/Hopper-v1", num_envs=2, obs_mode="state")
+    with pytest.raises(ValueError, match=r"unknown reset options \['init_qpos'\].*only 'reset_mask'"):
+        venv.reset(seed=0, options={"init_qpos": [0.0]})
+    venv.reset(seed=0, options={})  # empty options are no options
+    env = gym.make("VRB/Hopper-v1", obs_mode="state")
+    for options in ({"init_qpos": [0.0]}, {"reset_mask": np.array([True])}):
+        with pytest.raises(ValueError, match="the single env takes none"):
+            env.reset(seed=0, options=options)
+    env.reset(seed=0, options={})
+    venv.close()
+    env.close()
+
+
 def test_render_subset_only(task_id):
     env = make_vec(task_id, num_envs=3, render_env_ids=[2])
     obs, _ = env.reset(seed=0)

@@ -59,9 +59,18 @@ class VRBEnv(gym.Env):
         return self._venv.task
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start a new episode (``seed`` reseeds ``np_random``). The single env takes no ``options``.
+
+        Raises:
+            ValueError: Any option (the vector env's ``reset_mask`` included); start states are set with
+                ``env.unwrapped.set_state(...)``.
+        """
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; the single env takes none (start states are "
+                             "set with env.unwrapped.set_state())")
         super().reset(seed=seed)
         self._venv.set_rng(0, self.np_random)
-        obs, info = self._venv.reset(options={k: v for k, v in (options or {}).items() if k != "reset_mask"})
+        obs, info = self._venv.reset()
         return _unbatch(obs), _unbatch(info)
 
     def step(self, action: Any):

@@ -304,8 +304,15 @@ class VRBVectorEnv(VectorEnv):
         """Reset all envs, or those in ``options["reset_mask"]`` (others keep their state).
 
         Env i is seeded with ``seed + i``; later resets continue each env's stream.
+
+        Raises:
+            ValueError: An option other than ``reset_mask``, or a malformed mask.
         """
         options = options or {}
+        unknown = sorted(set(options) - {"reset_mask"})
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; the vector env takes only 'reset_mask' (a bool array "
+                             f"of shape ({self.num_envs},)); start states are set with set_state()")
         mask = options.get("reset_mask")
         if mask is None:
             ids = np.arange(self.num_envs)

@@ -384,6 +384,20 @@ def test_partial_reset_keeps_other_envs(task_id):
     env.close()
 
 
+def test_copying_or_pickling_an_env_says_what_to_do_instead():
+    import copy
+    import pickle
+
+    venv = gym.make_vec("VRB/Hopper-v1", num_envs=2, obs_mode="state")
+    env = gym.make("VRB/Hopper-v1", obs_mode="state")
+    for obj in (venv, env, env.unwrapped):
+        for copier in (copy.deepcopy, pickle.dumps):  # (a shallow copy shares the env, as in Python)
+            with pytest.raises(TypeError, match=r"VRB/Hopper-v1\) cannot be copied or pickled.*get_state\(\)"):
+                copier(obj)
+    venv.close()
+    env.close()
+
+
 def test_unknown_reset_options_are_refused():
     """Options the env does not read raise (they were dropped silently); ``reset_mask`` is the vector env's only one."""
     venv = gym.make_vec("VRB/Hopper-v1", num_envs=2, obs_mode="state")

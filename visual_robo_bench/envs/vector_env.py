@@ -340,6 +340,15 @@ class VRBVectorEnv(VectorEnv):
         if refresh:
             self._refresh(ids, fill_stack=True)
 
+    def __reduce_ex__(self, protocol: Any):
+        """``copy.deepcopy`` and ``pickle`` come here (also for a single env, through the batch it wraps)."""
+        raise TypeError(
+            f"{type(self).__name__} ({self.task_id}) cannot be copied or "
+            "pickled: it holds MuJoCo's batched simulation and GL renderers. Copy an env's state with "
+            "env.unwrapped.get_state() and set_state() (bit-identical branches), and make another env with "
+            "gym.make(env.spec) or gym.make_vec(...)"
+        )
+
     # ------------------------------------------------------------ state API (SDPG)
     def get_state(self, env_ids: Any = None) -> VRBState:
         """Copies of the full cloneable state of ``env_ids`` (default: all)."""

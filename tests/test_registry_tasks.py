@@ -590,6 +590,39 @@ def test_unknown_config_key_is_rejected():
         gym.make_vec("VRB/Walker-v1", num_envs=1, not_a_field=3)
 
 
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(image_size=32), r"image_size must be \(H, W\) with two ints >= 8, e.g. \(84, 84\); got 32"),
+    (dict(image_size=(32.5, 32)), r"image_size must be .* got \(32.5, 32\)"),  # was truncated to 32 silently
+    (dict(render_size=(0, 10)), r"render_size must be \(H, W\)"),
+    (dict(frame_stack=2.5), r"frame_stack must be an int >= 1, got 2.5"),
+    (dict(substeps=True), r"substeps must be an int >= 1, got True"),
+    (dict(timestep=-1.0), r"timestep must be a positive number of seconds, got -1.0"),
+    (dict(timestep=float("nan")), r"timestep must be a positive number"),
+    (dict(cameras="track"), r"cameras must be a non-empty sequence of camera names.*got 'track'"),
+    (dict(cameras=()), r"cameras must be a non-empty sequence.*obs_mode='state'"),
+    (dict(privileged="yes"), r"privileged must be True or False, got 'yes'"),
+    (dict(num_envs=2.5), r"num_envs must be an int >= 1, got 2.5"),
+    (dict(nthread=0), r"nthread must be an int >= 1, got 0"),
+    (dict(render_workers=-1), r"render_workers must be an int >= 0, got -1"),
+])
+def test_bad_env_keywords_raise_clear_errors(kwargs, message):
+    """Malformed keywords are refused with what was expected (floats were truncated, strings split into letters,
+    a negative timestep simulated)."""
+    kwargs = {"num_envs": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        gym.make_vec("VRB/Hopper-v1", **kwargs)
+
+
+def test_env_keywords_accept_numpy_ints_and_json_lists():
+    env = gym.make_vec("VRB/Hopper-v1", num_envs=np.int64(2), image_size=[np.int64(16), 24], frame_stack=np.int32(2))
+    obs, _ = env.reset(seed=0)
+    assert obs["pixels"].shape == (2, 16, 24, 6)
+    plain = gym.make_vec("VRB/Hopper-v1", num_envs=2, image_size=(16, 24), frame_stack=2)
+    assert env.unwrapped.cfg == plain.unwrapped.cfg and env.unwrapped.cfg.hash() == plain.unwrapped.cfg.hash()
+    env.close()
+    plain.close()
+
+
 def test_image_options_and_chw_layout():
     env = gym.make_vec("VRB/Walker-v1", num_envs=2, image_size=(64, 48), frame_stack=2, pixel_layout="CHW")
     obs, _ = env.reset(seed=0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +57,22 @@ class CameraConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("fixed", "track"):
             raise ValueError(f"camera {self.name!r}: mode must be 'fixed' or 'track', got {self.mode!r}")
+
+
+def is_count(value: Any, minimum: int = 1) -> bool:
+    """Whether ``value`` is an integer (Python or numpy, not a bool) of at least ``minimum``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an ``int`` if it is an integer of at least ``minimum``.
+
+    Raises:
+        ValueError: Anything else (a float such as 2.5 is refused, never truncated).
+    """
+    if not is_count(value, minimum):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -115,12 +133,19 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.max_episode_steps, int) or self.max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be a positive int, got {self.max_episode_steps!r}")
-        if self.substeps < 1:
-            raise ValueError(f"substeps must be >= 1, got {self.substeps}")
-        if self.frame_stack < 1:
-            raise ValueError(f"frame_stack must be >= 1, got {self.frame_stack}")
-        if len(self.image_size) != 2 or min(self.image_size) < 8:
-            raise ValueError(f"image_size must be (H, W) with both >= 8, got {self.image_size!r}")
+        check_count("substeps", self.substeps)
+        check_count("frame_stack", self.frame_stack)
+        for name in ("image_size", "render_size"):
+            size = getattr(self, name)
+            if not (isinstance(size, tuple) and len(size) == 2 and all(is_count(x, 8) for x in size)):
+                raise ValueError(f"{name} must be (H, W) with two ints >= 8, e.g. (84, 84); got {size!r}")
+        if not (isinstance(self.timestep, numbers.Real) and math.isfinite(self.timestep) and self.timestep > 0):
+            raise ValueError(f"timestep must be a positive number of seconds, got {self.timestep!r}")
+        # numpy scalars become Python numbers, so that equal configs have equal hashes
+        for name, value in (("substeps", int(self.substeps)), ("frame_stack", int(self.frame_stack)),
+                            ("timestep", float(self.timestep)), ("image_size", tuple(map(int, self.image_size))),
+                            ("render_size", tuple(map(int, self.render_size)))):
+            object.__setattr__(self, name, value)
         names = [c.name for c in self.cameras]
         for cam in (*self.policy_cameras, *((self.render_camera,) if self.render_camera else ())):
             if cam not in names:

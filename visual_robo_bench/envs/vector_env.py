@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from ..core.config import TaskConfig
+from ..core.config import TaskConfig, check_count
 from ..core.sim import BatchSim
 from ..core.task import Task, TaskState
 from ..registry import get_task
@@ -57,9 +57,14 @@ def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
     """``cfg`` with the keyword overrides (the registry passes every field: see ``registry.config_kwargs``)."""
     changes = dict(overrides)
     if "cameras" in changes:  # user-facing name of the policy cameras
-        changes["policy_cameras"] = tuple(changes.pop("cameras"))
-    if "image_size" in changes:
-        changes["image_size"] = tuple(int(x) for x in changes["image_size"])
+        cameras = changes.pop("cameras")
+        if isinstance(cameras, str) or not all(isinstance(c, str) for c in cameras) or not len(cameras):
+            raise ValueError(f"cameras must be a non-empty sequence of camera names, primary first, e.g. "
+                             f"{cfg.policy_cameras!r}; got {cameras!r} (obs_mode='state' renders no camera)")
+        changes["policy_cameras"] = tuple(cameras)
+    for name in ("image_size", "render_size"):  # JSON (gym.spec kwargs) gives lists
+        if isinstance(changes.get(name), list):
+            changes[name] = tuple(changes[name])
     for name, value in changes.items():  # a nested config (the render profile) given as a dict
         default = getattr(cfg, name, None)
         if isinstance(value, dict) and dataclasses.is_dataclass(default):
@@ -156,9 +161,14 @@ class VRBVectorEnv(VectorEnv):
         entry = get_task(task_id)
         self.task_id = entry.id
         self.cfg = _resolve_config(entry.config, overrides)
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.num_envs = int(num_envs)
+        self.num_envs = check_count("num_envs", num_envs)
+        for name, value, minimum in (("nthread", nthread, 1), ("render_workers", render_workers, 0),
+                                     ("max_episode_steps", max_episode_steps, 1)):
+            if value is not None:
+                check_count(name, value, minimum)
+        for name, value in (("privileged", privileged), ("truncation", truncation), ("torch_pixels", torch_pixels)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         mode = _autoreset_mode(autoreset_mode)
         if mode is AutoresetMode.SAME_STEP:
             raise ValueError("autoreset_mode SAME_STEP is not supported by the native env; use NEXT_STEP or "

@@ -398,6 +398,75 @@ def test_copying_or_pickling_an_env_says_what_to_do_instead():
     env.close()
 
 
+def test_env_ids_must_be_indices():
+    """A bool mask was read as indices 0/1 (set_state wrote into the wrong envs), -1 wrapped, 1.7 was truncated."""
+    venv = gym.make_vec("VRB/Hopper-v1", num_envs=3, obs_mode="state")
+    venv.reset(seed=0)
+    u, mask = venv.unwrapped, np.array([False, False, True])
+    full = u.get_state()
+    for call in (lambda: u.get_state(mask), lambda: u.observe(mask), lambda: u.set_state(full.take([2]), [-1]),
+                 lambda: u.set_state(full.take([0, 1]), [1, 1]), lambda: u.get_state([1.0])):
+        with pytest.raises(ValueError, match=r"env_ids must be a 1-D sequence of .*env indices in \[0, 3\)"):
+            call()
+    np.testing.assert_array_equal(u.get_state(np.flatnonzero(mask)).physics, full.physics[[2]])
+    u.set_state(full.take([2, 2]), [0, 1])  # repeated rows clone env 2 into envs 0 and 1
+    np.testing.assert_array_equal(u.get_state().physics, full.physics[[2, 2, 2]])
+    for ids in ([True, False, True], [1.7], [0, 0], [3]):
+        with pytest.raises(ValueError, match="render_env_ids must be a 1-D sequence of distinct env indices"):
+            gym.make_vec("VRB/Hopper-v1", num_envs=3, image_size=(16, 16), render_env_ids=ids)
+    venv.close()
+
+
+def test_single_env_step_after_termination_says_to_reset():
+    env = gym.make("VRB/Hopper-v1", obs_mode="state")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    while not env.step(env.action_space.sample())[2]:  # random hopping falls within 100 steps
+        pass
+    with pytest.raises(RuntimeError, match=r"the episode has ended \(terminated\); call reset\(\) before step"):
+        env.step(np.zeros(3, np.float32))
+    env.reset()
+    env.step(np.zeros(3, np.float32))
+    env.close()
+
+
+def test_make_max_episode_steps_reaches_the_task_only_through_make_vec():
+    """gym.make gives max_episode_steps to TimeLimit only (documented); make_vec gives it to the task too."""
+    env = gym.make("VRB/Go2-v0", obs_mode="state", max_episode_steps=7)
+    env.reset(seed=0)
+    assert env.unwrapped.task.max_episode_steps == 1000 and env.spec.max_episode_steps == 7
+    vec = gym.make_vec("VRB/Go2-v0", num_envs=1, obs_mode="state", max_episode_steps=7)
+    assert vec.unwrapped.task.max_episode_steps == 7
+    for e in (env, vec):
+        e.close()
+
+
+def test_closed_envs_refuse_to_step():
+    """Stepping a closed env silently re-created its renderer (and render worker processes)."""
+    venv = gym.make_vec("VRB/Hopper-v1", num_envs=2, image_size=(16, 16))
+    env = gym.make("VRB/Hopper-v1", image_size=(16, 16))
+    for e in (venv, env):
+        e.reset(seed=0)
+        e.close()
+        e.close()  # twice is fine
+        with pytest.raises(gym.error.ClosedEnvironmentError, match="was closed; make a new one"):
+            e.step(e.action_space.sample())
+        with pytest.raises(gym.error.ClosedEnvironmentError):
+            e.reset(seed=0)
+
+
+def test_vector_reset_seeds_np_random_and_masks_the_reset_envs():
+    venv = gym.make_vec("VRB/Hopper-v1", num_envs=3, obs_mode="state", action_bounds="clip")
+    venv.reset(seed=7)
+    assert venv.np_random_seed == 7
+    _, info = venv.reset(options={"reset_mask": np.array([False, True, False])})
+    for k in ("elapsed_steps", "success", "privileged"):  # Gymnasium's masks: only env 1 was reset
+        assert info[f"_{k}"].tolist() == [False, True, False]
+    *_, info = venv.step(np.full((3, 3), 2.0, np.float32))
+    assert info["action_clipped_fraction"].tolist() == [1.0, 1.0, 1.0] and info["_action_clipped_fraction"].all()
+    venv.close()
+
+
 def test_unknown_reset_options_are_refused():
     """Options the env does not read raise (they were dropped silently); ``reset_mask`` is the vector env's only one."""
     venv = gym.make_vec("VRB/Hopper-v1", num_envs=2, obs_mode="state")

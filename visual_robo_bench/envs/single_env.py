@@ -29,8 +29,11 @@ class VRBEnv(gym.Env):
     Truncation comes from Gymnasium's ``TimeLimit`` wrapper, which ``gym.make`` adds (the task's episode
     length, or ``gym.make(id, max_episode_steps=N)``); the env itself never truncates. The task's own rules
     that use the episode length (Go2's final-step success, Go2Terrain's push schedule) keep the task's length
-    (or this class's ``max_episode_steps``): ``gym.make_vec(id, num_envs=1, max_episode_steps=N)`` changes
-    both. ``set_state`` does not rewind the ``TimeLimit`` wrapper's step counter.
+    (or this class's ``max_episode_steps``): Gymnasium gives ``N`` to its wrapper only and keeps it from the env,
+    whereas ``gym.make_vec(id, num_envs=1, max_episode_steps=N)`` changes both.
+    On a step that terminates exactly at the limit, ``TimeLimit`` also reports ``truncated=True`` (Gymnasium's
+    rule); the vector env, following the task conventions, reports only ``terminated``. ``set_state`` does
+    not rewind the ``TimeLimit`` wrapper's step counter.
     """
 
     metadata = {"render_modes": ["rgb_array", "depth_array"]}
@@ -39,7 +42,11 @@ class VRBEnv(gym.Env):
                  **kwargs: Any) -> None:
         for bad in ("num_envs", "render_env_ids", "autoreset_mode"):
             if bad in kwargs:
-                raise TypeError(f"{bad!r} is a vector-env keyword; use gym.make_vec({task_id!r}, ...) for it")
+                raise TypeError(
+                    f"{bad!r} is a keyword of VRB's native vector env, not of one env: gym.make_vec({task_id!r}, "
+                    f"num_envs=N, {bad}=...) with the default vectorization mode (with vectorization_mode='sync' "
+                    "or 'async', Gymnasium takes its own settings in vector_kwargs={...})"
+                )
         self._venv = VRBVectorEnv(task_id, num_envs=1, autoreset_mode=AutoresetMode.DISABLED,
                                   render_mode=render_mode, max_episode_steps=max_episode_steps, truncation=False,
                                   **kwargs)
@@ -78,6 +85,8 @@ class VRBEnv(gym.Env):
         if a.shape != self.action_space.shape or a.dtype not in (np.float32, np.float64):
             raise ValueError(f"action must be a float32 or float64 array of shape {self.action_space.shape}, "
                              f"got {a.dtype} of shape {a.shape}")
+        if self._venv.done[0]:
+            raise RuntimeError("the episode has ended (terminated); call reset() before step()")
         obs, r, term, trunc, info = self._venv.step(a[None])
         return _unbatch(obs), float(r[0]), bool(term[0]), bool(trunc[0]), _unbatch(info)
 

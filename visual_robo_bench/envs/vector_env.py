@@ -16,6 +16,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from ..core.config import TaskConfig, check_count
@@ -212,9 +213,7 @@ class VRBVectorEnv(VectorEnv):
 
         # --- rendering: only the policy cameras of the rendered envs
         if obs_mode == "visual":
-            ids = np.arange(self.num_envs) if render_env_ids is None else np.asarray(render_env_ids, dtype=np.int64)
-            if ids.ndim != 1 or len(set(ids.tolist())) != len(ids) or (len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs)):
-                raise ValueError(f"render_env_ids must be distinct env ids in [0, {self.num_envs}), got {render_env_ids!r}")
+            ids = self._env_ids(render_env_ids, "render_env_ids", distinct=True)
         else:
             ids = np.zeros(0, dtype=np.int64)
         self.render_env_ids = ids
@@ -318,6 +317,7 @@ class VRBVectorEnv(VectorEnv):
         Raises:
             ValueError: An option other than ``reset_mask``, or a malformed mask.
         """
+        self._check_open()
         options = options or {}
         unknown = sorted(set(options) - {"reset_mask"})
         if unknown:
@@ -331,10 +331,26 @@ class VRBVectorEnv(VectorEnv):
             if mask.dtype != np.bool_ or mask.shape != (self.num_envs,) or not mask.any():
                 raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},) with at least one True")
             ids = np.flatnonzero(mask)
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):  # np_random(_seed), as Gymnasium's
+            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         self._seed(seed, ids)
         self._reset_ids(ids)
         info = self._info(terms=None, evaluation=None, bad=None)
+        if mask is not None:  # Gymnasium's masks: the values are those of the envs that were reset
+            for k in [k for k in info if k.startswith("_")]:
+                info[k] = mask.copy()
         return self._observation(), info
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise gym.error.ClosedEnvironmentError(
+                f"this {self.task_id} env was closed; make a new one with gym.make_vec(...)")
+
+    @property
+    def done(self) -> np.ndarray:
+        """A copy of the flags of the envs whose episode ended at the last step: with ``NEXT_STEP`` they restart
+        at the next step, with ``DISABLED`` they wait for a reset (or ``set_state``)."""
+        return self._done.copy()
 
     def _reset_ids(self, ids: np.ndarray, refresh: bool = True) -> None:
         """Start new episodes in ``ids``; ``refresh=False`` leaves observing them to the caller."""
@@ -360,17 +376,36 @@ class VRBVectorEnv(VectorEnv):
         )
 
     # ------------------------------------------------------------ state API (SDPG)
+    def _env_ids(self, env_ids: Any, name: str = "env_ids", distinct: bool = False) -> np.ndarray:
+        """``env_ids`` (``None``: every env) as ``int64`` indices, checked: a bool mask, a float, a negative or
+        out-of-range index (or, with ``distinct``, a repeated one) raises instead of being reinterpreted."""
+        if env_ids is None:
+            return np.arange(self.num_envs)
+        ids = np.asarray(env_ids)
+        if ids.ndim == 1 and ids.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if (ids.ndim != 1 or ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer)
+                or ids.min() < 0 or ids.max() >= self.num_envs or (distinct and len(np.unique(ids)) != len(ids))):
+            raise ValueError(
+                f"{name} must be a 1-D sequence of {'distinct ' if distinct else ''}env indices in "
+                f"[0, {self.num_envs}), got {env_ids!r} (for a bool mask pass np.flatnonzero(mask))"
+            )
+        return ids.astype(np.int64, copy=False)
+
     def get_state(self, env_ids: Any = None) -> VRBState:
         """Copies of the full cloneable state of ``env_ids`` (default: all)."""
-        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        ids = self._env_ids(env_ids)
         return VRBState(self.sim.get_state(ids), self.state.get(ids), self._elapsed[ids].copy())
 
     def set_state(self, state: VRBState, env_ids: Any = None) -> None:
         """Write ``state`` row i into ``env_ids[i]`` (repeated rows clone one env into many).
 
         Clears the done flags of those envs; rendered envs refill their frame stacks.
+
+        Raises:
+            ValueError: ``env_ids`` not distinct env indices, or a row count that differs from theirs.
         """
-        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        ids = self._env_ids(env_ids, distinct=True)
         if len(state) != len(ids):
             raise ValueError(f"state has {len(state)} rows for {len(ids)} env ids")
         self.state.set(state.task, ids)
@@ -404,7 +439,7 @@ class VRBVectorEnv(VectorEnv):
 
     def observe(self, env_ids: Any = None) -> dict[str, np.ndarray]:
         """Vector observations of ``env_ids`` recomputed from the current state (no step)."""
-        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        ids = self._env_ids(env_ids)
         return {k: v.copy() for k, v in self._task_obs(ids).items()}  # never a view of task state
 
     def _task_obs(self, ids: np.ndarray, cast: bool = True) -> dict[str, np.ndarray]:
@@ -449,6 +484,7 @@ class VRBVectorEnv(VectorEnv):
         physics call over all envs costs less than a call over a subset), then reset, which discards
         that step: their results are exactly those of a reset alone (``after_step`` skips them).
         """
+        self._check_open()
         a, clipped = self._check_actions(actions)
         if not self._all_started:
             if not self._started.all():
@@ -494,6 +530,7 @@ class VRBVectorEnv(VectorEnv):
         info = self._info(terms, {"success": success, "metrics": metrics}, bad)
         if clipped is not None:
             info["action_clipped_fraction"] = clipped
+            info["_action_clipped_fraction"] = np.ones(N, dtype=bool)
         return self._observation(), rewards, terminated, truncated, info
 
     # ------------------------------------------------------------ observations
@@ -626,6 +663,7 @@ class VRBVectorEnv(VectorEnv):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' to gym.make")
             return None
+        self._check_open()
         # the envs whose policy images are rendered, or every env when none is (state mode, render_env_ids=[])
         ids = self.render_env_ids if len(self.render_env_ids) else np.arange(self.num_envs)
         if self._viewer is None:

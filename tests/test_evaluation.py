@@ -160,6 +160,29 @@ def agent_module(tmp_path, monkeypatch):
                     raise RuntimeError("transient")
                 return np.zeros((len(obs["proprio"]), self.a), np.float32)
 
+        class Reseeds:
+            """Tries to re-seed the evaluation env it is given (in-process, it used to be the env itself)."""
+            def __init__(self, env):
+                self.env = env
+                self.a = env.single_action_space.shape[0]
+            def reset(self, mask):
+                self.env.reset(seed=[5] * len(mask))
+            def act(self, obs):
+                return np.zeros((len(obs["proprio"]), self.a), np.float32)
+
+        class Exits(Flaky):
+            """Raises SystemExit in its third act() call."""
+            name = "exits"
+            def act(self, obs):
+                self.calls += 1
+                if self.calls == 3:
+                    raise SystemExit(4)
+                return np.zeros((len(obs["proprio"]), self.a), np.float32)
+
+        class InitRaises:
+            def __init__(self, env):
+                raise RuntimeError("no weights")
+
         class ResetFails(Flaky):
             """Raises in its second reset() call (when the third episode starts)."""
             name = "reset-fails"
@@ -185,7 +208,31 @@ def test_isolated_agent_runs_and_matches_in_process(agent_module):
     assert [e.ret for e in iso.episodes] == [e.ret for e in local.episodes]
 
 
-@pytest.mark.parametrize("agent,failed", [("Flaky", 2), ("ResetFails", 1)])
+def test_agents_get_the_task_context_never_the_evaluation_env(agent_module):
+    """In process, a factory received the evaluation env itself and could re-seed it (the results kept the
+    protocol's seed numbers); now both modes pass an AgentContext, so the agent fails the episodes it touches."""
+    for isolate in (False, True):
+        res = evaluate(f"{agent_module}:Reseeds", "VRB/Walker-v1", episodes=2, num_envs=2, env_kwargs=SHORT,
+                       isolate=isolate, progress=False)
+        assert all("AttributeError" in e.agent_error and "'AgentContext' object has no attribute 'reset'"
+                   in e.agent_error for e in res.episodes), isolate
+
+
+def test_bad_agent_specs_and_raising_factories_are_load_errors(agent_module):
+    for spec, message in ((":Good", "a factory is given as module:factory"),
+                          (f"{agent_module}:InitRaises", "creating agent .* raised RuntimeError: no weights")):
+        for isolate in (False, True):
+            with pytest.raises(AgentLoadError, match=message):
+                evaluate(spec, "VRB/Walker-v1", episodes=1, env_kwargs=SHORT, isolate=isolate, progress=False)
+
+
+def test_crash_reports_the_exit_code(agent_module):
+    res = evaluate(f"{agent_module}:Crash", "VRB/Walker-v1", episodes=1, num_envs=1, env_kwargs=SHORT,
+                   isolate=True, progress=False)
+    assert "process died while acting (exit code 3)" in res.error
+
+
+@pytest.mark.parametrize("agent,failed", [("Flaky", 2), ("ResetFails", 1), ("Exits", 2)])
 def test_a_raising_agent_scores_the_same_isolated_and_in_process(agent_module, agent, failed):
     """An exception in act() or reset() fails the episodes it hits, and the evaluation goes on, in both modes."""
     runs = [evaluate(f"{agent_module}:{agent}", "VRB/Walker-v1", episodes=3, num_envs=2, env_kwargs=SHORT,

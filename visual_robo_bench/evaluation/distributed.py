@@ -676,12 +676,12 @@ def collect_chunk(agent: str, task: str, first: int, count: int, *, seed_base: i
         RolloutError: The agent returned bad actions or raised.
     """
     from ..envs.vector_env import VRBVectorEnv
-    from .protocol import load_agent
+    from .protocol import AgentContext, load_agent
 
     n = max(1, min(int(num_envs or count), count))
     env = VRBVectorEnv(task, num_envs=n, autoreset_mode=AutoresetMode.DISABLED, **dict(env_kwargs or {}))
     try:
-        policy = load_agent(agent, env)
+        policy = load_agent(agent, AgentContext.of_env(env))
         A = env.single_action_space.shape[0]
         keys = list(env.single_observation_space.spaces)
         episode_of = np.arange(n)  # chunk-local episode run by each env; -1 = idle

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ..envs.vector_env import VRBVectorEnv
 from ..registry import get_task
 from .isolation import AgentCrashed, AgentRaised, IsolatedAgent
-from .protocol import AgentLoadError, load_agent
+from .protocol import AgentContext, AgentLoadError, load_agent
 
 PUBLIC_SEED_BASE = 1_000_000
 HELD_OUT_SEED_BASE = 7_000_000
@@ -204,8 +204,8 @@ def evaluate(
             proxy = IsolatedAgent(str(agent), task_id, kwargs, act_timeout=act_timeout,
                                   memory_limit_mb=memory_limit_mb)
             policy = proxy
-        else:
-            policy = load_agent(agent, env)
+        else:  # the agent sees the task's spaces, never the evaluation env (it could re-seed or step it)
+            policy = load_agent(agent, AgentContext.of_env(env))
         name = getattr(policy, "name", None) or (agent if isinstance(agent, str) else type(agent).__name__)
         results, steps, error, video_path = _run(env, policy, str(name), E, base, n, video, video_episodes, progress)
     finally:
@@ -261,7 +261,7 @@ def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, v
             policy.reset(mask)
         except AgentCrashed:
             raise
-        except Exception as err:  # noqa: BLE001 - a third-party agent's failure is scored, not raised
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - an agent's failure is scored, not raised
             for i in np.flatnonzero(mask):
                 ep = current[int(i)]
                 _fail(ep, f"agent {name!r} failed in reset() at the start of the episode with seed {ep.seed}: "
@@ -289,7 +289,7 @@ def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, v
                                      f"{actions.max():.3g})")
             except AgentCrashed:
                 raise
-            except Exception as err:  # noqa: BLE001 - a third-party agent's failure is scored, not raised
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - an agent's failure is scored, not raised
                 for i in sorted(set(current) - failed_now):
                     ep = current[i]
                     _fail(ep, f"agent {name!r} failed at step {ep.length} of the episode with seed {ep.seed}: "

@@ -57,7 +57,7 @@ def _child(conn, spec: str, task_id: str, env_kwargs: dict, memory_limit_mb: int
 
         agent = load_agent(spec, AgentContext.for_task(task_id, env_kwargs))
         conn.send(("ok", getattr(agent, "name", spec)))
-    except Exception as err:  # noqa: BLE001 - reported to the parent
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - reported to the parent
         conn.send(("error", _raised(err)))
         return
     while True:
@@ -74,8 +74,8 @@ def _child(conn, spec: str, task_id: str, env_kwargs: dict, memory_limit_mb: int
                 if hasattr(agent, "reset"):
                     agent.reset(payload)
                 conn.send(("ok", None))
-        except Exception as err:  # noqa: BLE001 - reported to the parent; SystemExit & co. end the process
-            conn.send(("error", _raised(err)))
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - reported to the parent, as in process (os._exit and
+            conn.send(("error", _raised(err)))  # signals still end the process: a crash)
 
 
 class IsolatedAgent:
@@ -119,7 +119,8 @@ class IsolatedAgent:
                 raise AgentCrashed(f"agent {self.spec!r} did not answer within {timeout:g} s ({what}); it was stopped")
             status, value = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError) as err:
-            code = self._proc.exitcode if not self._proc.is_alive() else None
+            self._proc.join(5)  # the pipe closes a moment before the process is reaped
+            code = self._proc.exitcode
             self.close(kill=True)
             raise AgentCrashed(f"agent {self.spec!r} process died while {what} (exit code {code})") from err
         if status == "error":

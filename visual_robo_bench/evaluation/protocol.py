@@ -50,6 +50,11 @@ class AgentContext:
     single_action_space: gym.spaces.Box
 
     @classmethod
+    def of_env(cls, env: Any) -> "AgentContext":
+        """The context of a VRB vector env: its task id and spaces, never the env itself."""
+        return cls(env.task_id, env.single_observation_space, env.single_action_space)
+
+    @classmethod
     def for_task(cls, task_id: str, env_kwargs: dict | None = None) -> "AgentContext":
         """The spaces of ``task_id`` with ``env_kwargs`` (builds the model; renders nothing)."""
         from ..envs.vector_env import VRBVectorEnv
@@ -198,12 +203,15 @@ class OnnxAgent:
 
 def _from_factory(spec: str, env: Any) -> Any:
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise AgentLoadError(f"agent {spec!r}: a factory is given as module:factory, e.g. my_agents:MyAgent")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise AgentLoadError(f"cannot import module {module_name!r} for agent {spec!r}: {err}") from err
+    except (Exception, SystemExit) as err:  # ImportError, or the module's own code raising (a SyntaxError, ...)
+        raise AgentLoadError(f"cannot import module {module_name!r} for agent {spec!r}: "
+                             f"{type(err).__name__}: {err}") from err
     try:
         factory = getattr(module, attr)
     except AttributeError as err:
@@ -213,7 +221,10 @@ def _from_factory(spec: str, env: Any) -> Any:
             params = inspect.signature(factory).parameters
         except (TypeError, ValueError):
             params = {}
-        agent = factory(env) if len(params) >= 1 else factory()
+        try:
+            agent = factory(env) if len(params) >= 1 else factory()
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - the agent's own code: reported in one line
+            raise AgentLoadError(f"creating agent {spec!r} raised {type(err).__name__}: {err}") from err
     else:
         agent = factory
     return agent
@@ -227,9 +238,9 @@ def load_agent(spec: Any, env: Any) -> Any:
             (the factory is called with the env if it takes an argument, else with
             nothing); a path to a stable-baselines3 ``.zip``, an ``.onnx`` file, a
             TorchScript file or a VRB policy file (``.pt``).
-        env: What the agent acts in: an :class:`AgentContext` or the env itself
-            (anything with ``single_observation_space`` and ``single_action_space``);
-            factories taking an argument receive it.
+        env: What the agent acts in: an :class:`AgentContext` (what the evaluation harness passes, in
+            process and isolated alike, so that no agent can reach the evaluation env), or anything with
+            ``single_observation_space`` and ``single_action_space``; factories taking an argument receive it.
 
     Raises:
         AgentLoadError: With what is wrong and what to do.

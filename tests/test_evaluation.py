@@ -263,6 +263,21 @@ def test_hanging_agent_times_out(agent_module):
     assert res.error and "did not answer within 3 s" in res.error
 
 
+def test_a_policy_trained_on_other_image_sizes_is_refused_before_any_episode(tmp_path):
+    """A PPO policy trained with image_size=36,36 failed every episode at step 0 and still wrote an official-looking
+    results file; the recorded training shapes are now checked when the file is loaded."""
+    import torch
+
+    path = tmp_path / "small.pt"
+    torch.save({"agent": "ppo", "kind": "policy", "config": {"image_size": [36, 36]},
+                "obs_space": {"pixels": {"shape": [9, 36, 36], "dtype": "uint8"},
+                              "proprio": {"shape": [12], "dtype": "float32"}}}, path)
+    with pytest.raises(AgentLoadError, match=r"trained on other observations than this env gives: pixels "
+                                             r"\(84, 84, 9\) \(trained on \(9, 36, 36\)\); it was trained with "
+                                             r"image_size=\(36, 36\)"):
+        evaluate(str(path), "VRB/Walker-v1", episodes=1, progress=False)
+
+
 def test_unknown_agent_spec():
     with pytest.raises(AgentLoadError, match="no such file"):
         evaluate("not/a/file.zip", "VRB/Walker-v1", episodes=1, progress=False)

@@ -524,6 +524,8 @@ def test_bad_actions_raise(task_id):
         env.step(bad)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         env.step(np.full((2, A), 1.5, np.float32))
+    with pytest.raises(ValueError, match=r"got values in \[1.0000\d*, 1.0000\d*\]"):  # not "[1, 1]"
+        env.step(np.full((2, A), 1.00001, np.float32))
     env.close()
     clip = make_vec(task_id, num_envs=2, action_bounds="clip")
     clip.reset(seed=0)

@@ -470,7 +470,8 @@ class VRBVectorEnv(VectorEnv):
         if outside.any():
             if self.action_bounds == "raise":
                 raise ValueError(
-                    f"actions must lie in [-1, 1]; got values in [{a.min():.4g}, {a.max():.4g}] "
+                    f"actions must lie in [-1, 1] (tolerance {ACTION_TOLERANCE:g}); got values in "
+                    f"[{float(a.min()):.9g}, {float(a.max()):.9g}] "
                     f"(envs {sorted(set(np.argwhere(outside)[:, 0].tolist()))}). Pass action_bounds='clip' to clip."
                 )
             clipped = outside.mean(axis=1)

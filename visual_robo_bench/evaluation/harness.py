@@ -285,8 +285,8 @@ def _run(env: VRBVectorEnv, policy: Any, name: str, E: int, base: int, n: int, v
                 if not np.isfinite(actions).all():
                     raise ValueError("returned NaN or inf actions")
                 if (np.abs(actions) > 1 + 1e-6).any():
-                    raise ValueError(f"returned actions outside [-1, 1] (range {actions.min():.3g}.."
-                                     f"{actions.max():.3g})")
+                    raise ValueError(f"returned actions outside [-1, 1] (range {float(actions.min()):.9g}.."
+                                     f"{float(actions.max()):.9g})")
             except AgentCrashed:
                 raise
             except (Exception, SystemExit) as err:  # noqa: BLE001 - an agent's failure is scored, not raised

@@ -284,8 +284,33 @@ def _load_torch_file(spec: str, env: Any) -> Any:
         raise AgentLoadError(f"{spec} is neither TorchScript nor a VRB policy file: {err}") from err
     if not isinstance(payload, dict) or "agent" not in payload:
         raise AgentLoadError(f"{spec} is not a VRB policy file (no 'agent' entry)")
+    _check_trained_shapes(spec, payload, env.single_observation_space)
     module = importlib.import_module(f"visual_robo_bench.agents.{payload['agent']}")
     loader = getattr(module, "load_policy", None)
     if loader is None:
         raise AgentLoadError(f"agent {payload['agent']!r} has no load_policy()")
     return loader(spec)
+
+
+def _check_trained_shapes(spec: str, payload: dict, space: gym.spaces.Dict) -> None:
+    """Refuse a policy file trained on other observation shapes than ``space`` (e.g. another ``image_size``):
+    every episode would fail at its first step. Keys the env lacks are left to the policy (it may not read them);
+    channel-first and channel-last images of the same size match."""
+    trained = payload.get("obs_space")
+    if not isinstance(trained, dict):
+        return
+    bad = []
+    for key, record in trained.items():
+        if key not in space.spaces or not isinstance(record, dict):
+            continue
+        want, have = tuple(record.get("shape", ())), tuple(space[key].shape)
+        if want != have and not (len(want) == 3 and (want == _chw(have) or have == _chw(want))):
+            bad.append(f"{key} {have} (trained on {want})")
+    if bad:
+        size = (payload.get("config") or {}).get("image_size")
+        raise AgentLoadError(
+            f"policy {spec} was trained on other observations than this env gives: {', '.join(bad)}"
+            + (f"; it was trained with image_size={tuple(size)}" if size else "")
+            + ". The protocol evaluates at the task's default settings; to score it at its training settings pass "
+            "them as env_kwargs to visual_robo_bench.evaluation.evaluate (an unofficial result)"
+        )

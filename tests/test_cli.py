@@ -167,3 +167,62 @@ def test_verify_unknown_policy_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "agent 'zer0': no such file" in err and "Traceback" not in err
     assert not (board / "verified.json").exists()
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1"],
+                                     ["verify", "zero", "--policy", "zero"]])
+def test_negative_seed_bases_are_refused_up_front(capsys, command):
+    """Seeds are non-negative: argparse refuses --seed-base -5 before any env is built (no numpy traceback)."""
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--seed-base", "-5"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed-base: must be at least 0, got -5" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ vrb train --resume: the run's own agent
+FLOOR_RUN = ["--task", "VRB/Hopper-v0", "--no-progress", "--set", "num_envs=4", "--set", "steps_per_epoch=48",
+             "--set", "max_episode_steps=12", "--set", "nthread=1", "--set", "checkpoint_every=1"]
+
+
+def test_train_resume_takes_the_agent_from_the_run_dir(tmp_path, capsys):
+    """--resume without --agent continues the run's own agent (config.json), not the default sdpg: the zero
+    floor may raise max_epochs on resume (SDPG may not, which gave a misleading error before)."""
+    import json
+
+    from visual_robo_bench.agents.common import read_csv
+
+    run = tmp_path / "zero-run"
+    assert main(["train", "--agent", "zero", "--run-dir", str(run), *FLOOR_RUN, "--set", "max_epochs=1"]) == 0
+    assert json.loads((run / "config.json").read_text())["agent"] == "zero"
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run), "--resume", "--no-progress", "--set", "max_epochs=2"]) == 0, \
+        capsys.readouterr().err
+    assert [int(r["epoch"]) for r in read_csv(run / "progress.csv")] == [1, 2]
+    # a different --agent names both; the same one is accepted
+    assert main(["train", "--agent", "sdpg", "--run-dir", str(run), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "--agent sdpg does not match" in err and "trained with --agent zero" in err and "Traceback" not in err
+    assert main(["train", "--agent", "zero", "--run-dir", str(run), "--resume", "--no-progress",
+                 "--set", "max_epochs=3"]) == 0
+    assert len(read_csv(run / "progress.csv")) == 3
+
+
+def test_train_agent_default_and_resume_without_a_config(tmp_path, capsys, monkeypatch):
+    """A new run without --agent trains sdpg, as before; --resume of a directory without config.json and
+    without --agent is a one-line error instead of a guess."""
+    import visual_robo_bench.train as train_mod
+
+    calls = []
+    monkeypatch.setattr(train_mod, "train", lambda **kw: calls.append(kw) or tmp_path)
+    assert main(["train", "--task", "VRB/Walker-v1", "--run-dir", str(tmp_path / "new")]) == 0
+    assert calls[-1]["agent"] == "sdpg" and not calls[-1]["resume"]
+    (tmp_path / "bare").mkdir()
+    assert main(["train", "--run-dir", str(tmp_path / "bare"), "--resume"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "config.json does not exist" in err and "pass --agent" in err
+    assert main(["train", "--run-dir", str(tmp_path / "missing"), "--resume"]) == 2
+    assert "run directory" in capsys.readouterr().err and len(calls) == 1
+    (tmp_path / "bare" / "config.json").write_text('{"agent": "ppo", "task": "VRB/Walker-v1"}')
+    assert main(["train", "--run-dir", str(tmp_path / "bare"), "--resume"]) == 0
+    assert calls[-1]["agent"] == "ppo" and calls[-1]["resume"]

@@ -191,6 +191,75 @@ def test_verify_draws_a_fresh_held_out_seed_base(tmp_path, zero_doc, monkeypatch
     assert all(lo <= b < hi for b in used[:2]) and used[0] != used[1] and used[2] == 123_456_789
 
 
+def _public_verify_board(root, relative_tolerance=0.01):
+    """A Walker-v1 board whose verification seed base is the public one (a faithful re-run reproduces the
+    submission exactly)."""
+    cfg = {**DEFAULT_CONFIG, "tracks": {"visual": ["VRB/Walker-v1"]}, "episodes": EPISODES, "min_seeds": 2,
+           "bootstrap_reps": 200, "verify": {**DEFAULT_CONFIG["verify"], "seed_base": DEFAULT_CONFIG["seed_base"],
+                                             "tolerance": {"absolute": 1e-6, "relative": relative_tolerance}}}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(cfg))
+    return Leaderboard(root)
+
+
+def test_only_the_protocols_episode_count_verifies_and_the_entry_records_it(tmp_path, zero_doc, capsys):
+    """A cut-down re-run (fewer episodes than the protocol's) is a dry check: reported, even as passing, but
+    never recorded or printed as verified; a verification that counts records its episode count."""
+    from visual_robo_bench.cli import main
+
+    board = _public_verify_board(tmp_path, relative_tolerance=10.0)  # so wide that any zero re-run passes
+    board.submit(write_json(zero_doc, tmp_path / "in" / "zero.json"))
+    zero_policy = "visual_robo_bench.evaluation.protocol:ZeroAgent"
+    report = verify(board, "zero", zero_policy, episodes=EPISODES - 2, progress=False)
+    assert report["dry_run"] and report["passed"] and not report["verified"]
+    assert report["episodes"] == EPISODES - 2 and report["protocol_episodes"] == EPISODES
+    assert not (tmp_path / "verified.json").exists()
+    capsys.readouterr()
+    assert main(["verify", "zero", "--policy", zero_policy, "--episodes", "1", "--leaderboard-dir",
+                 str(tmp_path)]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "dry check with 1 episodes per re-run passed" in out and "NOT recorded" in out
+    assert "zero verified" not in out and not (tmp_path / "verified.json").exists()
+    assert main(["verify", "zero", "--policy", zero_policy, "--leaderboard-dir", str(tmp_path)]) == 0
+    assert "zero verified" in capsys.readouterr().out
+    entry = board.verified()["zero"]
+    assert entry["verified"] and not entry["dry_run"] and entry["episodes"] == EPISODES
+    assert "| zero | verified |" in (tmp_path / "README.md").read_text()
+
+
+def test_verify_re_runs_each_training_seeds_own_policy(tmp_path, monkeypatch):
+    """``--policy 'module:s{seed}'`` (as ``vrb evaluate --agent`` takes it) re-runs every training seed with its
+    own policy; the mean of the re-runs is compared with the submission's CI."""
+    from visual_robo_bench.evaluation.results import aggregates
+
+    (tmp_path / "verify_seeded_policies.py").write_text(
+        "import numpy as np\n"
+        "class Const:\n"
+        "    def __init__(self, env, value):\n"
+        "        self.a, self.value = env.single_action_space.shape[0], value\n"
+        "    def act(self, obs):\n"
+        "        return np.full((len(obs['proprio']), self.a), self.value, np.float32)\n"
+        "def s0(env):\n    return Const(env, 0.0)\n"
+        "def s1(env):\n    return Const(env, 0.3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    evals = [(evaluate(f"verify_seeded_policies:s{s}", "VRB/Walker-v1", episodes=EPISODES, num_envs=2,
+                       progress=False), s) for s in (0, 1)]
+    doc = trained(make_results(evals, agent_name="seeded", description="one policy per training seed"), "seeded")
+    board = _public_verify_board(tmp_path / "board")
+    board.submit(write_json(doc, tmp_path / "in" / "seeded.json"))
+    with pytest.raises(ResultsError, match=r"only the placeholders \{seed\} and \{task\}"):
+        verify(board, "seeded", "verify_seeded_policies:s{run}", progress=False)
+    report = verify(board, "seeded", "verify_seeded_policies:s{seed}", progress=False)
+    task = report["tasks"]["VRB/Walker-v1"]
+    assert [(r["policy"], r["training_seeds"]) for r in task["reruns"]] == [
+        ("verify_seeded_policies:s0", [0]), ("verify_seeded_policies:s1", [1])]
+    assert all(r["error"] is None for r in task["reruns"])
+    submitted = aggregates(doc)["VRB/Walker-v1"]["runs"]
+    assert [r["rerun_return"] for r in task["reruns"]] == pytest.approx([r["return"] for r in submitted])
+    assert task["rerun_return"] == pytest.approx(np.mean([r["return"] for r in submitted]))
+    assert report["verified"] and board.verified()["seeded"]["policy"] == "verify_seeded_policies:s{seed}"
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 @pytest.mark.parametrize("where", ["return", "reward_term", "metric", "budget"])
 def test_non_finite_numbers_are_rejected(random_doc, where, value):

@@ -354,13 +354,67 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------- train
+#: The agent of a new ``vrb train`` run without ``--agent``.
+DEFAULT_TRAIN_AGENT = "sdpg"
+
+
+def _resumed_agent(run_dir: Path, given: str | None) -> str:
+    """The agent of the run that ``vrb train --resume --run-dir RUN_DIR`` continues.
+
+    The run's ``config.json`` records its agent; ``--agent`` may be left out (it is then taken from
+    there) or repeat it.
+
+    Args:
+        run_dir: The run directory.
+        given: The ``--agent`` value, or None when it was left out.
+
+    Returns:
+        The recorded agent (``given`` when the run has no readable ``config.json`` but ``--agent`` names one:
+        :func:`~visual_robo_bench.train.train` then checks the checkpoint against that agent).
+
+    Raises:
+        CLIError: ``given`` differs from the recorded agent, or the agent is unknown (no readable
+            ``config.json`` and no ``--agent``); exit code 2.
+    """
+    import json
+
+    path = run_dir / "config.json"
+    try:
+        recorded = json.loads(path.read_text()).get("agent")
+    except (OSError, ValueError, AttributeError) as err:
+        if given is not None:
+            return given
+        if not run_dir.is_dir():
+            raise CLIError(f"cannot resume: run directory {run_dir} does not exist", code=2) from None
+        why = "does not exist" if isinstance(err, FileNotFoundError) else f"cannot be read ({err})"
+        raise CLIError(f"cannot resume: {path} {why}, so the run's agent is unknown; pass --agent AGENT "
+                       "(the agent that trained the run)", code=2) from None
+    if not isinstance(recorded, str):
+        if given is not None:
+            return given
+        raise CLIError(f"cannot resume: {path} records no agent; pass --agent AGENT (the agent that trained the run)",
+                       code=2)
+    if given is not None and given != recorded:
+        raise CLIError(f"--agent {given} does not match the run in {run_dir}, which was trained with --agent "
+                       f"{recorded} (its config.json); leave out --agent to resume it", code=2)
+    return recorded
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a reference agent (see :mod:`visual_robo_bench.train`)."""
+    """Train a reference agent (see :mod:`visual_robo_bench.train`).
+
+    ``--agent`` defaults to :data:`DEFAULT_TRAIN_AGENT` for a new run; ``--resume`` takes the agent the
+    run's ``config.json`` records (a different ``--agent`` is an error).
+    """
     from .agents.common import ConfigError, parse_set_args
     from .train import TrainError, train
 
+    if args.resume and args.run_dir is not None:
+        agent = _resumed_agent(Path(args.run_dir), args.agent)
+    else:
+        agent = args.agent or DEFAULT_TRAIN_AGENT
     try:
-        train(agent=args.agent, task=args.task, overrides=parse_set_args(args.set), run_dir=args.run_dir,
+        train(agent=agent, task=args.task, overrides=parse_set_args(args.set), run_dir=args.run_dir,
               resume=args.resume, seed=args.seed, progress=not args.no_progress, argv=sys.argv,
               log=lambda msg: console.print(msg, highlight=False))
     except (TrainError, ConfigError) as err:
@@ -401,8 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train a reference agent (logs, checkpoints, --resume, policy.pt)")
-    p.add_argument("--agent", default="sdpg",
-                   help="agent: sdpg (reference, default), ppo, sac (stable-baselines3), drqv2, distill, random, zero (floors)")
+    p.add_argument("--agent", default=None,
+                   help="agent: sdpg (reference, default for a new run), ppo, sac (stable-baselines3), drqv2, distill, "
+                        "random, zero (floors); with --resume, the run's own (recorded in its config.json) by default")
     p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v1 (required unless --resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of the agent's config (repeatable), e.g. --set num_nominal=4 "

@@ -1,7 +1,7 @@
 """``vrb evaluate``, ``vrb submit``, ``vrb verify`` and ``vrb leaderboard build``.
 
-Bad input (an unknown agent or task, a count below 1, an output file that exists without
-``--force``) is a one-line error and exit code 2, never a traceback.
+Bad input (an unknown agent or task, a count below 1, a negative seed base, an output file that exists
+without ``--force``) is a one-line error and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -31,15 +31,25 @@ def _leaderboard_dir(path: str | None) -> Path:
     raise CLIError("no leaderboards/ directory here; run from the repository root or pass --leaderboard-dir", code=2)
 
 
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum`` (else argparse's one-line error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+#: argparse type: a count, an integer >= 1.
+_count = _int_at_least(1)
+#: argparse type: a seed base, an integer >= 0 (episode k is seeded with seed base + k; seeds are non-negative).
+_seed_base = _int_at_least(0)
 
 
 def _amount(kind: type) -> Callable[[str], int | float]:
@@ -212,6 +222,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-run a submission's policy on a held-out seed base (:func:`~.evaluation.leaderboard.verify`).
+
+    Exit code 0: verified (recorded in ``verified.json``, leaderboards rebuilt) or a passing dry check
+    (``--episodes`` other than the protocol's: never recorded); 1: not verified or a failed dry check;
+    2: bad input.
+    """
     from .evaluation import AgentLoadError
     from .evaluation.isolation import AgentCrashed
     from .evaluation.leaderboard import Leaderboard, verify
@@ -225,6 +241,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except AgentCrashed as err:  # the policy's process died or hung while loading
         raise CLIError(str(err), code=1) from None
     console.print_json(json.dumps(report))
+    if report["dry_run"]:  # another episode count than the protocol's: reported, never recorded
+        outcome = "passed" if report["passed"] else "[red]failed[/red]"
+        console.print(f"[yellow]{args.submission}: dry check with {report['episodes']} episodes per re-run "
+                      f"{outcome}; NOT recorded: only a re-run with the protocol's {report['protocol_episodes']} "
+                      "episodes (leave out --episodes) can verify it[/yellow]", highlight=False)
+        return 0 if report["passed"] else 1
     if report["verified"]:
         board.build()
         console.print(f"[green]{args.submission} verified[/green]")
@@ -255,7 +277,8 @@ def add_commands(sub) -> None:
                         "(repeat for several: needs --ray; with --ray, {seed} and {task} are filled in per cell)")
     p.add_argument("--task", required=True, action="append", help="task id (repeat for several)")
     p.add_argument("--episodes", type=_count, default=None, help="episodes per task, >= 1 (default: the protocol's 50)")
-    p.add_argument("--seed-base", type=int, default=None, help="seed of episode 0 (default: the public base)")
+    p.add_argument("--seed-base", type=_seed_base, default=None,
+                   help="seed of episode 0, >= 0 (default: the public base)")
     p.add_argument("--training-seed", "--seed", dest="training_seed", type=int, action="append",
                    help="training seed(s) the agent stands for")
     p.add_argument("--num-envs", type=_count, default=None, help="envs side by side, >= 1 (physics and rewards do not depend on it; llvmpipe may rasterize a few edge pixels one level apart at other tile positions)")
@@ -294,10 +317,15 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("verify", help="re-evaluate a submission's policy (verified tier)")
     p.add_argument("submission", help="submission name")
-    p.add_argument("--policy", required=True, help="policy file or module:factory")
-    p.add_argument("--episodes", type=_count, default=None, help="episodes per task (default: the protocol's)")
-    p.add_argument("--seed-base", type=int, default=None,
-                   help="held-out seed base (default: drawn afresh, unknown to submitters; the report records it)")
+    p.add_argument("--policy", required=True,
+                   help="policy file or module:factory; {seed} (and {task}) name each training run's own policy, "
+                        "as in vrb evaluate --agent, e.g. 'runs/mine-s{seed}/policy.pt'")
+    p.add_argument("--episodes", type=_count, default=None,
+                   help="episodes per re-run (default: the protocol's 50); any other count is a dry check, "
+                        "reported but never recorded as verified")
+    p.add_argument("--seed-base", type=_seed_base, default=None,
+                   help="held-out seed base, >= 0 (default: drawn afresh, unknown to submitters; the report "
+                        "records it)")
     p.add_argument("--leaderboard-dir", default=None)
     p.set_defaults(func=cmd_verify)
 

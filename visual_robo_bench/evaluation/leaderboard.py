@@ -538,6 +538,33 @@ def verify_tolerance(cfg: dict[str, Any]) -> tuple[float, float]:
     return float(tol["absolute"]), float(tol["relative"])
 
 
+def policy_runs(policy: str, task: str, seeds: list[int]) -> list[tuple[str, list[int]]]:
+    """The policies that stand for a task's training runs: ``[(spec, the training seeds it stands for)]``.
+
+    ``{seed}`` and ``{task}`` in ``policy`` are filled in as for ``vrb evaluate --agent`` (the same
+    :func:`~visual_robo_bench.evaluation.distributed.make_grid` cells), so a template gives one spec per
+    training seed; a spec without ``{seed}`` gives one spec for all of them.
+
+    Args:
+        policy: Policy spec, optionally with ``{seed}`` and ``{task}``.
+        task: Task id.
+        seeds: The training seeds of the task's runs.
+
+    Raises:
+        ResultsError: ``policy`` holds another placeholder, or ``task`` is not registered.
+    """
+    from .distributed import SweepError, make_grid
+
+    try:
+        cells = make_grid([policy], [task], list(dict.fromkeys(int(s) for s in seeds)))
+    except SweepError as err:
+        raise ResultsError(str(err)) from None
+    specs: dict[str, list[int]] = {}
+    for cell in cells:
+        specs.setdefault(cell.agent_spec(), []).append(cell.seed)
+    return list(specs.items())
+
+
 def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = None,
            progress: bool = True, seed_base: int | None = None) -> dict[str, Any]:
     """Re-evaluate submission ``name``'s ``policy`` with a held-out seed base.
@@ -551,15 +578,37 @@ def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = No
     ``absolute + relative * max(1, |mean of the submitted runs|)`` (``config["verify"]["tolerance"]``,
     default 1e-6 and 0.01: 1 % of the submitted mean return). The widening lets a deterministic policy,
     whose runs are identical (a CI of width 0), verify despite float noise; it is small next to the
-    spread of any learned policy's runs. The outcome, with the re-run numbers and the accepted range,
-    is recorded in ``verified.json`` only when it passes.
+    spread of any learned policy's runs. The outcome, with the re-run numbers, the episode count and the
+    accepted range, is recorded in ``verified.json`` only when it passes.
+
+    ``policy`` may name one policy per training seed with ``{seed}`` (and per task with ``{task}``), as
+    ``vrb evaluate --agent`` does: each training seed of the submission's runs is then re-run with its own
+    policy, and the mean of these re-runs' mean returns is what must lie in the range (the CI is one of the
+    mean over runs). A ``policy`` without ``{seed}`` stands for every training seed and is re-run once per task.
+
+    Only a verification with the protocol's episode count (``config["episodes"]``, the default) counts. With
+    another ``episodes`` (e.g. a few for a quick check) it is a *dry check*: the report says whether it
+    ``passed``, but it is never ``verified`` and never recorded (a mean over fewer episodes is not comparable
+    with the CI of the submitted 50-episode runs).
+
+    Args:
+        board: The leaderboard holding the submission.
+        name: Submission name.
+        policy: Policy spec as ``vrb evaluate --agent`` takes it (a file or ``module:factory``), optionally
+            with ``{seed}`` and ``{task}``.
+        episodes: Episodes per re-run (default: the protocol's; another count makes a dry check).
+        progress: Show progress bars.
+        seed_base: Seed of episode 0 of every re-run, >= 0 (default: see above).
 
     Returns:
-        ``{"verified": bool, "policy": str, "seed_base": int, "tolerance": {...}, "tasks": {task:
-        {"rerun_return", "submitted_ci", "accepted_range", "ok", "error"}}}``.
+        ``{"verified": bool, "passed": bool, "dry_run": bool, "policy": str, "episodes": int,
+        "protocol_episodes": int, "seed_base": int, "tolerance": {...}, "tasks": {task: {"rerun_return",
+        "reruns": [{"policy", "training_seeds", "rerun_return", "error"}], "submitted_ci", "accepted_range",
+        "ok", "error"}}}``; ``verified`` is ``passed and not dry_run``.
 
     Raises:
-        ResultsError: There is no submission ``name``.
+        ResultsError: There is no submission ``name``, ``episodes`` is below 1, ``seed_base`` is negative or
+            ``policy`` holds a placeholder other than ``{seed}`` and ``{task}``.
     """
     from .harness import evaluate
 
@@ -568,24 +617,39 @@ def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = No
         raise ResultsError(f"no submission named {name!r}; accepted: {sorted(subs)}")
     cfg = board.config
     doc = subs[name]
+    protocol_episodes = int(cfg["episodes"])
+    n = protocol_episodes if episodes is None else int(episodes)
+    if n < 1:
+        raise ResultsError(f"episodes must be at least 1, got {n}")
+    if seed_base is not None and int(seed_base) < 0:
+        raise ResultsError(f"seed_base must be at least 0, got {seed_base}")
     absolute, relative = verify_tolerance(cfg)
     if seed_base is None:
         seed_base = cfg.get("verify", {}).get("seed_base")
     if seed_base is None:
         seed_base = VERIFY_SEED_RANGE[0] + secrets.randbelow(VERIFY_SEED_RANGE[1] - VERIFY_SEED_RANGE[0])
-    report: dict[str, Any] = {"verified": True, "policy": str(policy), "seed_base": int(seed_base),
-                              "tolerance": {"absolute": absolute, "relative": relative}, "tasks": {}}
+    report: dict[str, Any] = {"verified": False, "passed": True, "dry_run": n != protocol_episodes,
+                              "policy": str(policy), "episodes": n, "protocol_episodes": protocol_episodes,
+                              "seed_base": int(seed_base), "tolerance": {"absolute": absolute, "relative": relative},
+                              "tasks": {}}
     for task, agg in aggregates(doc).items():
         runs = np.array([r["return"] for r in agg["runs"]])
         lo, hi = _bootstrap_ci(runs, cfg["bootstrap_reps"])
         tol = absolute + relative * max(1.0, abs(float(runs.mean())))
-        res = evaluate(policy, task, episodes=cfg["episodes"] if episodes is None else episodes,
-                       seed_base=int(seed_base), isolate=True, progress=progress)
-        mean = res.summary()["return"]
-        ok = res.error is None and lo - tol <= mean <= hi + tol
-        report["tasks"][task] = {"rerun_return": mean, "submitted_ci": [lo, hi], "accepted_range": [lo - tol, hi + tol],
-                                 "ok": bool(ok), "error": res.error}
-        report["verified"] &= bool(ok)
+        reruns = []
+        for spec, seeds in policy_runs(str(policy), task, [r["training_seed"] for r in agg["runs"]]):
+            res = evaluate(spec, task, episodes=n, seed_base=int(seed_base), isolate=True, progress=progress)
+            reruns.append({"policy": spec, "training_seeds": seeds, "rerun_return": res.summary()["return"],
+                           "error": res.error})
+        mean = float(np.mean([r["rerun_return"] for r in reruns]))
+        errors = [r["error"] if len(reruns) == 1 else f"{r['policy']} (training seed(s) "
+                  f"{', '.join(map(str, r['training_seeds']))}): {r['error']}" for r in reruns if r["error"]]
+        ok = not errors and lo - tol <= mean <= hi + tol
+        report["tasks"][task] = {"rerun_return": mean, "reruns": reruns, "submitted_ci": [lo, hi],
+                                 "accepted_range": [lo - tol, hi + tol], "ok": bool(ok),
+                                 "error": "; ".join(errors) or None}
+        report["passed"] &= bool(ok)
+    report["verified"] = report["passed"] and not report["dry_run"]
     if report["verified"]:
         entries = board.verified()
         entries[name] = report

@@ -344,7 +344,7 @@ class VRBVectorEnv(VectorEnv):
     def _check_open(self) -> None:
         if self.closed:
             raise gym.error.ClosedEnvironmentError(
-                f"this {self.task_id} env was closed; make a new one with gym.make_vec(...)")
+                f"this {self.task_id} env was closed; make a new one (gym.make or gym.make_vec)")
 
     @property
     def done(self) -> np.ndarray:

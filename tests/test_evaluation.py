@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,6 +277,21 @@ def test_a_policy_trained_on_other_image_sizes_is_refused_before_any_episode(tmp
                                              r"\(84, 84, 9\) \(trained on \(9, 36, 36\)\); it was trained with "
                                              r"image_size=\(36, 36\)"):
         evaluate(str(path), "VRB/Walker-v1", episodes=1, progress=False)
+
+
+def test_a_policy_file_without_torch_installed_is_a_clear_error():
+    """torch is an extra: without it, evaluating a .pt policy (the README's first command) gave a traceback."""
+    import subprocess
+    import sys
+
+    policy = Path(__file__).resolve().parents[1] / "policies" / "sdpg-walker-v1.pt"
+    code = ("import sys\nsys.modules['torch'] = None  # as if torch were not installed\n"
+            "from visual_robo_bench.cli import main\n"
+            f"sys.exit(main(['evaluate', '--agent', {str(policy)!r}, '--task', 'VRB/Walker-v1', '--episodes', '1']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "needs PyTorch, which is not installed" in res.stderr and "whl/cpu" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_unknown_agent_spec():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 from pathlib import Path
 
@@ -189,6 +190,28 @@ def test_verify_draws_a_fresh_held_out_seed_base(tmp_path, zero_doc, monkeypatch
         verify(board, "zero", "zero", episodes=1, progress=False, seed_base=123_456_789)
     lo, hi = leaderboard.VERIFY_SEED_RANGE
     assert all(lo <= b < hi for b in used[:2]) and used[0] != used[1] and used[2] == 123_456_789
+
+
+def test_partial_entries_and_empty_tasks_are_shown(tmp_path, random_doc, zero_doc):
+    """An entry covering only some of a track's tasks is named under the track (it vanished silently), a track
+    task without entries gets its section, and intervals read [lo, hi] (``-11.7--11.3`` misread)."""
+    cfg = {**DEFAULT_CONFIG, "tracks": {"visual": [*TASKS, "VRB/Ant-v1"]}, "episodes": EPISODES, "min_seeds": 2,
+           "bootstrap_reps": 200}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    board = Leaderboard(tmp_path)
+    submit_doc(board, random_doc, tmp_path, "random.json")
+    submit_doc(board, zero_doc, tmp_path, "zero.json")
+    board.build()
+    md, page = (tmp_path / "README.md").read_text(), (tmp_path / "index.html").read_text()
+    note = "Not ranked (they cover only some of the track's tasks): random (2 of 3), zero (1 of 3)."
+    assert note in md and html.escape(note) in page and "no entry covers every task of this track" in page
+    section = md[md.index("## VRB/Ant-v1"):]
+    assert "| - | no entries yet |" in section and "no entries yet" in page
+    assert "plots/VRB_Ant-v1.png" not in page  # no plot for a task without entries (no broken image)
+    import re
+
+    assert re.search(r"\| -\d+\.\d \[-\d+\.\d, -\d+\.\d\] \|", md)  # a negative return's CI: [lo, hi]
+    assert not re.search(r"\d-+\d", md.replace("VRB/", "").replace("-v", "v"))  # no "lo-hi" anywhere
 
 
 def _public_verify_board(root, relative_tolerance=0.01):

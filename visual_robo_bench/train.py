@@ -47,6 +47,10 @@ from .agents.common import ConfigError, CSVLogger, plot_learning_curve, write_js
 RESUMABLE_KEYS = ("time_budget_s", "checkpoint_every")
 
 
+#: How to install PyTorch's CPU build (an unpinned ``pip install torch`` pulls the CUDA build, gigabytes).
+TORCH_CPU_HINT = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
 class TrainError(Exception):
     """Bad input for ``vrb train`` (unknown agent/task/key, existing run dir, bad checkpoint)."""
 
@@ -57,7 +61,9 @@ def _agent_module(name: str) -> Any:
     try:
         return importlib.import_module(AGENTS[name])
     except ImportError as err:  # e.g. stable-baselines3 missing for ppo/sac
-        raise TrainError(f"agent {name!r} cannot be imported: {err}") from None
+        raise TrainError(f"agent {name!r} cannot be imported: {err}. Training needs the 'train' extra (and "
+                         f"'sb3' for ppo/sac): pip install 'visual_robo_bench[train,sb3]' (for the CPU build of "
+                         f"PyTorch install torch first: {TORCH_CPU_HINT})") from None
 
 
 def _describe(mod: Any, cfg: Any) -> str:

@@ -315,7 +315,9 @@ def _interval(scores: np.ndarray, reps: int) -> dict[str, tuple[float, float, fl
 
 
 def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
-    tasks = sorted({r["env_id"] for d in subs.values() for r in d["runs"]})
+    # every task with a submission, and every track task (shown as "no entries yet" until it has one)
+    tasks = sorted({r["env_id"] for d in subs.values() for r in d["runs"]}
+                   | {t for track_tasks in cfg["tracks"].values() for t in track_tasks})
     per_task: dict[str, list[dict[str, Any]]] = {t: [] for t in tasks}
     # levels measured on another version of a task (another task hash) are never used
     levels = {t: refs[t] if t in refs and refs[t].get("task_hash") in (None, task_hash(t)) else None for t in tasks}
@@ -333,16 +335,33 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
                 "hardware": doc["budget"].get("hardware"),
             })
     for rows in per_task.values():
-        rows.sort(key=lambda r: (-r["success_once"], -r["return"]))
-    overall = {}
+        rows.sort(key=lambda r: (-r["success_once"], -r["return"], r["name"]))
+    overall, partial = {}, {}
     for track, track_tasks in cfg["tracks"].items():
         rows = []
-        for name, m in _track_matrices(subs, track_tasks).items():
+        matrices = _track_matrices(subs, track_tasks)
+        for name, m in matrices.items():
             est = _interval(m, cfg["bootstrap_reps"])
             rows.append({"name": name, "agent": subs[name]["agent"]["name"], "seeds": len(m), **est})
-        rows.sort(key=lambda r: -r["iqm"][0])
+        rows.sort(key=lambda r: (-r["iqm"][0], -r["mean"][0], r["name"]))  # ties: the mean, then the name
         overall[track] = rows
-    return {"per_task": per_task, "overall": overall, "levels": levels}
+        # entries with runs on some of the track's tasks only: not ranked, but named with what they cover
+        partial[track] = sorted((name, covered) for name, doc in subs.items() if name not in matrices
+                                and (covered := len({r["env_id"] for r in doc["runs"]} & set(track_tasks))))
+    return {"per_task": per_task, "overall": overall, "partial": partial, "levels": levels}
+
+
+def _ci(lo: float, hi: float, fmt: str) -> str:
+    """A confidence interval as ``[lo, hi]`` (``lo-hi`` misreads with negative bounds: ``-11.7--11.3``)."""
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def _partial_text(partial: list[tuple[str, int]], n_tasks: int) -> str:
+    """The sentence naming a track's entries that cover only some of its tasks (empty when none)."""
+    if not partial:
+        return ""
+    return ("Not ranked (they cover only some of the track's tasks): "
+            + ", ".join(f"{name} ({covered} of {n_tasks})" for name, covered in partial) + ".")
 
 
 def _bootstrap_ci(values: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float]:
@@ -398,10 +417,12 @@ def _markdown(tables, cfg) -> str:
                   "| # | entry | seeds | IQM success (95% CI) | mean success (95% CI) |", "|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
             iqm, mean = r["iqm"], r["mean"]
-            lines.append(f"| {i} | {r['name']} | {r['seeds']} | {iqm[0]:.3f} ({iqm[1]:.3f}-{iqm[2]:.3f}) | "
-                         f"{mean[0]:.3f} ({mean[1]:.3f}-{mean[2]:.3f}) |")
+            lines.append(f"| {i} | {r['name']} | {r['seeds']} | {iqm[0]:.3f} {_ci(iqm[1], iqm[2], '.3f')} | "
+                         f"{mean[0]:.3f} {_ci(mean[1], mean[2], '.3f')} |")
         if not rows:
             lines.append("| - | no entry covers every task of this track | | | |")
+        note = _partial_text(tables["partial"][track], len(cfg["tracks"][track]))
+        lines += ["", note] if note else []
         lines.append("")
     for task, rows in sorted(tables["per_task"].items()):
         lines += [f"## {task_title(task)}", "", levels_text(tables["levels"].get(task)), "",
@@ -411,8 +432,10 @@ def _markdown(tables, cfg) -> str:
             lo, hi = r["return_ci"]
             norm = "-" if r["normalized"] is None else f"{r['normalized']:.2f}"
             lines.append(f"| {i} | {r['name']} | {r['tier']} | {r['seeds']} | {r['success_once']:.3f} | "
-                         f"{r['success_at_end']:.3f} | {r['return']:.1f} ({lo:.1f}-{hi:.1f}) | {norm} | "
+                         f"{r['success_at_end']:.3f} | {r['return']:.1f} {_ci(lo, hi, '.1f')} | {norm} | "
                          f"{_fmt_budget(r)} |")
+        if not rows:
+            lines.append("| - | no entries yet | | | | | | | |")
         lines.append("")
     return "\n".join(lines)
 
@@ -492,20 +515,22 @@ def _html(tables, plots, cfg) -> str:
     for track, rows in tables["overall"].items():
         body = "".join(
             f"<tr><td>{i}</td><td>{html.escape(r['name'])}</td><td>{r['seeds']}</td>"
-            f"<td>{r['iqm'][0]:.3f} ({r['iqm'][1]:.3f}&ndash;{r['iqm'][2]:.3f})</td>"
-            f"<td>{r['mean'][0]:.3f} ({r['mean'][1]:.3f}&ndash;{r['mean'][2]:.3f})</td></tr>"
-            for i, r in enumerate(rows, 1))
-        md_rows.append(f"<section class='track' id='track-{track}'><h2>Overall: {track} track</h2><table>"
+            f"<td>{r['iqm'][0]:.3f} {_ci(r['iqm'][1], r['iqm'][2], '.3f')}</td>"
+            f"<td>{r['mean'][0]:.3f} {_ci(r['mean'][1], r['mean'][2], '.3f')}</td></tr>"
+            for i, r in enumerate(rows, 1)) or "<tr><td>-</td><td colspan='4'>no entry covers every task of this track</td></tr>"
+        note = _partial_text(tables["partial"][track], len(cfg["tracks"][track]))
+        md_rows.append(f"<section class='track' id='track-{track}'><h2>Overall: {track} track "
+                       f"({html.escape(', '.join(cfg['tracks'][track]))})</h2><table>"
                        "<tr><th>#</th><th>entry</th><th>seeds</th><th>IQM success</th><th>mean success</th></tr>"
-                       f"{body}</table></section>")
+                       f"{body}</table>{f'<p>{html.escape(note)}</p>' if note else ''}</section>")
     for task, rows in sorted(tables["per_task"].items()):
         body = "".join(
             f"<tr class='entry' data-normalized='{'' if r['normalized'] is None else round(r['normalized'], 4)}'><td>{i}</td><td>{html.escape(r['name'])}</td><td>{r['tier']}</td><td>{r['seeds']}</td>"
             f"<td>{r['success_once']:.3f}</td><td>{r['success_at_end']:.3f}</td>"
-            f"<td>{r['return']:.1f} ({r['return_ci'][0]:.1f}&ndash;{r['return_ci'][1]:.1f})</td>"
+            f"<td>{r['return']:.1f} {_ci(*r['return_ci'], '.1f')}</td>"
             f"<td>{'-' if r['normalized'] is None else format(r['normalized'], '.2f')}</td>"
             f"<td>{html.escape(_fmt_budget(r))}</td></tr>"
-            for i, r in enumerate(rows, 1))
+            for i, r in enumerate(rows, 1)) or "<tr><td>-</td><td colspan='8'>no entries yet</td></tr>"
         img = f"{task.replace('/', '_')}.png"
         curve = f"curve_{img}"
         curve_html = f"<img class='plot' src='plots/{curve}' alt='{html.escape(task)} learning curves'>" \
@@ -515,8 +540,9 @@ def _html(tables, plots, cfg) -> str:
                        f"<p class='levels'>{levels}</p><table>"
                        "<tr><th>#</th><th>entry</th><th>tier</th><th>seeds</th><th>success_once</th>"
                        "<th>success_at_end</th><th>return (95% CI)</th><th>normalized</th><th>budget</th></tr>"
-                       f"{body}</table><img class='plot' src='plots/{img}' alt='{html.escape(task)} scores'>"
-                       f"{curve_html}</section>")
+                       f"{body}</table>"
+                       + (f"<img class='plot' src='plots/{img}' alt='{html.escape(task)} scores'>" if img in plots else "")
+                       + f"{curve_html}</section>")
     profiles = "".join(f"<img class='plot' src='plots/{p}' alt='performance profile'>" for p in plots
                        if p.startswith("profile_"))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>VRB leaderboards</title><style>"

@@ -272,7 +272,13 @@ def load_agent(spec: Any, env: Any) -> Any:
 
 
 def _load_torch_file(spec: str, env: Any) -> Any:
-    import torch
+    try:
+        import torch
+    except ImportError:
+        from ..train import TORCH_CPU_HINT
+
+        raise AgentLoadError(f"{spec}: loading a .pt policy file needs PyTorch, which is not installed: "
+                             f"{TORCH_CPU_HINT} (the CPU build), or pip install 'visual_robo_bench[train]'") from None
 
     try:
         return TorchScriptAgent(spec)

@@ -208,6 +208,78 @@ def test_train_resume_takes_the_agent_from_the_run_dir(tmp_path, capsys):
     assert len(read_csv(run / "progress.csv")) == 3
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--agent", "sdpg", "--set", "actor_lr=-1"], "cannot build the sdpg learner with these settings"),
+    (["--agent", "ppo", "--set", "num_envs=0"], "num_envs must be >= 1"),  # was ZeroDivisionError
+    (["--agent", "zero", "--set", "num_envs=0"], "num_envs and max_epochs must be >= 1"),
+    (["--agent", "zero", "--set", "max_episode_steps=0"], "cannot build the zero learner"),
+    (["--agent", "ppo", "--set", "image_size=32,32"], "image_size must be at least 36x36"),
+    (["--agent", "zero", "--set", "time_budget_s=nan"], "time_budget_s must be a finite number of seconds"),
+    (["--agent", "zero", "--set", "time_budget_s=-5"], "time_budget_s must be a finite number of seconds"),
+    (["--agent", "zero", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+])
+def test_train_bad_settings_are_one_line_errors(tmp_path, capsys, argv, message):
+    """Settings the env, the optimizer or SB3's CNN refuse gave tracebacks (or a ZeroDivisionError), and NaN or
+    negative budgets meant "no budget" silently; each is now a one-line error and no run directory is left."""
+    run = tmp_path / "run"
+    try:
+        code = main(["train", *argv, "--task", "VRB/Walker-v1", "--run-dir", str(run), "--no-progress"])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not run.exists()
+
+
+def test_train_stopped_before_its_first_checkpoint_and_resume_with_unchanged_values(tmp_path, capsys):
+    """A run stopped before its first checkpoint could be neither resumed nor restarted, and both errors sent the
+    user to the other; re-issuing a run's own values with --resume was refused as a change."""
+    import json
+
+    run = tmp_path / "early"
+    run.mkdir()
+    (run / "checkpoints").mkdir()
+    (run / "config.json").write_text(json.dumps({"agent": "zero", "task": "VRB/Walker-v1", "config": {}}))
+    assert main(["train", "--run-dir", str(run), "--resume", "--no-progress"]) == 2
+    assert "stopped before its first checkpoint" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["train", "--agent", "zero", "--task", "VRB/Walker-v1", "--run-dir", str(run)]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err.replace("\n", " ")
+    done = tmp_path / "done"
+    assert main(["train", "--agent", "zero", "--run-dir", str(done), *FLOOR_RUN, "--set", "max_epochs=1",
+                 "--seed", "3"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(done), "--resume", "--no-progress", "--seed", "3",
+                 "--set", "num_envs=4"]) == 0, capsys.readouterr().err  # the run's own values
+    assert main(["train", "--run-dir", str(done), "--resume", "--no-progress", "--seed", "4"]) == 2
+    assert "cannot change ['seed']" in capsys.readouterr().err
+
+
+def test_evaluating_a_training_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    import torch
+
+    ck = tmp_path / "latest.pt"
+    torch.save({"format_version": 2, "agent": "ppo", "kind": "checkpoint", "task": "VRB/Walker-v1"}, ck)
+    assert main(["evaluate", "--agent", str(ck), "--task", "VRB/Walker-v1", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "is a training checkpoint" in err and "Traceback" not in err
+
+
+def test_floor_policies_act_on_one_observation(tmp_path):
+    """The random/zero floors read a single observation's image height as the batch size ((84, 6) actions)."""
+    import gymnasium as gym
+
+    from visual_robo_bench.evaluation.protocol import RandomAgent, ZeroAgent
+
+    env = gym.make("VRB/Walker-v1")
+    obs, _ = env.reset(seed=0)
+    for agent in (RandomAgent(6), ZeroAgent(6)):
+        assert agent.act(obs).shape == (6,)
+        env.step(agent.act(obs))
+        batch = {k: np.stack([v, v]) for k, v in obs.items()}
+        assert agent.act(batch).shape == (2, 6)
+    env.close()
+
+
 def test_train_agent_default_and_resume_without_a_config(tmp_path, capsys, monkeypatch):
     """A new run without --agent trains sdpg, as before; --resume of a directory without config.json and
     without --agent is a one-line error instead of a guess."""

@@ -461,10 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help="task id, e.g. VRB/Walker-v1 (required unless --resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of the agent's config (repeatable), e.g. --set num_nominal=4 "
-                        "--set horizon=16 (sdpg) or --set num_envs=8 (ppo, sac, random, zero)")
+                        "--set horizon=16 (sdpg) or --set num_envs=8 (ppo, sac, drqv2, random, zero)")
     p.add_argument("--run-dir", default=None, help="run directory (default runs/AGENT-TASK-sSEED-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--seed", type=int, default=None, help="run seed (torch, numpy, envs; default: the config's, 0)")
+    from .cli_eval import _seed_base  # argparse type: an integer >= 0
+
+    p.add_argument("--seed", type=_seed_base, default=None,
+                   help="run seed >= 0 (torch, numpy, envs; default: the config's, 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

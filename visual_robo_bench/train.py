@@ -30,6 +30,7 @@ The learner interface (every module named in :data:`visual_robo_bench.agents.AGE
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 import sys
@@ -92,6 +93,37 @@ def _meta(task_id: str, argv: list[str] | None) -> dict[str, Any]:
             "MUJOCO_GL": os.environ.get("MUJOCO_GL", "")}
 
 
+def _check_budget(cfg: Any) -> None:
+    """A time budget is a finite number of seconds >= 0 (NaN and inf meant "no budget" silently)."""
+    budget = getattr(cfg, "time_budget_s", None)
+    if budget is not None and not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget >= 0):
+        raise TrainError(f"time_budget_s must be a finite number of seconds >= 0, got {budget!r}")
+
+
+def _changed(run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` without the values the run's ``config.json`` already records (re-issuing the original
+    command with ``--resume`` changes nothing)."""
+    try:
+        recorded = json.loads((run_dir / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return overrides
+    return {k: v for k, v in overrides.items() if k not in recorded or not _same_value(k, v, recorded[k])}
+
+
+def _same_value(key: str, raw: Any, recorded: Any) -> bool:
+    """Whether ``raw`` (a ``--set`` string or a value) parses to the JSON value ``recorded`` of the run."""
+    from .agents.common import _parse_value
+
+    if recorded is None:
+        return raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null"))
+    hint: Any = tuple[type(recorded[0]) if recorded else str] if isinstance(recorded, list) else type(recorded)
+    try:
+        value = _parse_value(key, hint, raw)
+    except (ConfigError, ValueError, TypeError):
+        return False
+    return json.loads(json.dumps(value)) == recorded
+
+
 def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any] | None = None,
           run_dir: str | Path | None = None, resume: bool = False, seed: int | None = None,
           progress: bool = True, argv: list[str] | None = None, log: Any = print) -> Path:
@@ -111,7 +143,10 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
         run_dir = Path(run_dir)
         ck_path = run_dir / "checkpoints" / "latest.pt"
         if not ck_path.is_file():
-            raise TrainError(f"cannot resume: {ck_path} does not exist")
+            raise TrainError(f"cannot resume: {ck_path} does not exist" + (
+                f" (the run stopped before its first checkpoint, written every checkpoint_every epochs: delete "
+                f"{run_dir} and start the run again)" if (run_dir / "config.json").is_file() else ""))
+        overrides = _changed(run_dir, overrides)  # values equal to the run's own are no change
         allowed = list(getattr(mod, "RESUMABLE_KEYS", RESUMABLE_KEYS))
         bad = sorted(set(overrides) - set(allowed))
         if bad:
@@ -124,6 +159,7 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
         except (ValueError, FileNotFoundError, KeyError) as err:
             raise TrainError(f"cannot resume from {ck_path}: {err}") from None
         cfg = learner.cfg
+        _check_budget(cfg)
         log(f"resuming {run_dir} at epoch {learner.epoch} ({learner.env_steps:,} env steps)")
     else:
         if task is None:
@@ -136,9 +172,16 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
             raise TrainError(str(err)) from None
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(agent, cfg.task, cfg.seed)
         if run_dir.exists():
+            if not (run_dir / "checkpoints" / "latest.pt").is_file() and (run_dir / "config.json").is_file():
+                raise TrainError(f"run directory {run_dir} already exists and holds no checkpoint (the run stopped "
+                                 "before its first one): delete it to start the run again, or pick another --run-dir")
             raise TrainError(f"run directory {run_dir} already exists; pick another --run-dir, or continue it "
                              "with --resume (nothing was overwritten)")
-        learner = mod.LEARNER(cfg)  # first: a learner that cannot be built leaves no run directory behind
+        _check_budget(cfg)
+        try:  # first: a learner that cannot be built leaves no run directory behind
+            learner = mod.LEARNER(cfg)
+        except ValueError as err:  # settings the config accepted but the env or the optimizer refuse
+            raise TrainError(f"cannot build the {agent} learner with these settings: {err}") from None
         run_dir.mkdir(parents=True)
         (run_dir / "checkpoints").mkdir()
         write_json(run_dir / "config.json", {"agent": agent, "task": cfg.task, "config": cfg.to_dict(),

@@ -48,7 +48,7 @@ class FloorConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.num_envs >= 1 and self.max_epochs >= 1, "num_envs and max_epochs must be >= 1"),
-            (self.steps_per_epoch >= self.num_envs and self.steps_per_epoch % self.num_envs == 0,
+            (self.num_envs < 1 or (self.steps_per_epoch >= self.num_envs and self.steps_per_epoch % self.num_envs == 0),
              f"steps_per_epoch ({self.steps_per_epoch}) must be a positive multiple of num_envs ({self.num_envs})"),
             (self.checkpoint_every >= 1 and self.episode_window >= 1, "checkpoint_every, episode_window >= 1"),
         ]

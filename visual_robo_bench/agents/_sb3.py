@@ -335,6 +335,8 @@ def config_checks(cfg: Any, name: str, extra: list[tuple[bool, str]]) -> None:
         (cfg.steps_per_epoch >= 1, "steps_per_epoch must be >= 1"),
         (cfg.max_epochs >= 1, "max_epochs must be >= 1"),
         (cfg.image_size is None or len(cfg.image_size) == 2, "image_size must be (H, W) or None"),
+        (cfg.image_size is None or min(cfg.image_size) >= 36,
+         "image_size must be at least 36x36: stable-baselines3's CNN (NatureCNN) cannot take smaller images"),
         (cfg.checkpoint_every >= 1 and cfg.episode_window >= 1, "checkpoint_every, episode_window >= 1"),
         (cfg.torch_threads >= 1, "torch_threads must be >= 1"),
         *extra,

@@ -56,7 +56,7 @@ class PPOConfig:
         _sb3.config_checks(self, "PPOConfig", [
             (self.n_steps >= 1 and self.batch_size >= 1 and self.n_epochs >= 1,
              "n_steps, batch_size and n_epochs must be >= 1"),
-            (self.steps_per_epoch % (self.n_steps * self.num_envs) == 0,
+            (self.n_steps < 1 or self.num_envs < 1 or self.steps_per_epoch % (self.n_steps * self.num_envs) == 0,
              f"steps_per_epoch ({self.steps_per_epoch}) must be a multiple of n_steps * num_envs "
              f"({self.n_steps * self.num_envs})"),
         ])

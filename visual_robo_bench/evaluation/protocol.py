@@ -85,8 +85,8 @@ class RandomAgent:
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(obs.values())))
-        return self.rng.uniform(-1.0, 1.0, (n, self.action_dim)).astype(np.float32)
+        n = _batch_size(obs)
+        return self.rng.uniform(-1.0, 1.0, (n or 1, self.action_dim)).astype(np.float32)[0 if n is None else slice(None)]
 
 
 class ZeroAgent:
@@ -98,8 +98,15 @@ class ZeroAgent:
         self.action_dim = _action_dim(action_dim)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(obs.values())))
-        return np.zeros((n, self.action_dim), np.float32)
+        n = _batch_size(obs)
+        return np.zeros(self.action_dim if n is None else (n, self.action_dim), np.float32)
+
+
+def _batch_size(obs: dict[str, np.ndarray]) -> int | None:
+    """N of a batched observation, or None for one env's: its vector keys (``proprio``, ``privileged``) are 1-D."""
+    if any(np.ndim(v) == 1 for v in obs.values()):
+        return None
+    return len(next(iter(obs.values())))
 
 
 def _action_dim(spec: Any) -> int:
@@ -295,7 +302,10 @@ def _load_torch_file(spec: str, env: Any) -> Any:
     loader = getattr(module, "load_policy", None)
     if loader is None:
         raise AgentLoadError(f"agent {payload['agent']!r} has no load_policy()")
-    return loader(spec)
+    try:
+        return loader(spec)
+    except (ValueError, KeyError) as err:  # e.g. IncompatibleCheckpoint: a training checkpoint, not a policy
+        raise AgentLoadError(f"{spec}: {err.args[0] if err.args else err}") from None
 
 
 def _check_trained_shapes(spec: str, payload: dict, space: gym.spaces.Dict) -> None:

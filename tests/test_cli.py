@@ -6,6 +6,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from vrb_helpers import write_seeded_agents
+
 from visual_robo_bench.cli import main
 
 
@@ -110,15 +112,7 @@ def test_evaluate_never_overwrites_silently_and_records_the_budget(tmp_path, cap
 def test_evaluate_seed_placeholder_names_one_policy_per_training_seed(tmp_path, monkeypatch):
     from visual_robo_bench.evaluation.results import load
 
-    (tmp_path / "seeded_agents.py").write_text(
-        "import numpy as np\n"
-        "class Const:\n"
-        "    def __init__(self, env, value):\n"
-        "        self.a, self.value = env.single_action_space.shape[0], value\n"
-        "    def act(self, obs):\n"
-        "        return np.full((len(obs['proprio']), self.a), self.value, np.float32)\n"
-        "def s0(env):\n    return Const(env, 0.0)\n"
-        "def s1(env):\n    return Const(env, 0.5)\n")
+    write_seeded_agents(tmp_path, "seeded_agents", {0: 0.0, 1: 0.5})
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "r.json"
     assert main(["evaluate", "--agent", "seeded_agents:s{seed}", "--task", "VRB/Walker-v1", "--episodes", "1",

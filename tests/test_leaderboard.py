@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vrb_helpers import write_seeded_agents
+
 from visual_robo_bench.evaluation import RandomAgent, evaluate
 from visual_robo_bench.evaluation.leaderboard import DEFAULT_CONFIG, Leaderboard, verify
 from visual_robo_bench.evaluation.results import ResultsError, load, make_results, validate, write_json
@@ -255,15 +257,7 @@ def test_verify_re_runs_each_training_seeds_own_policy(tmp_path, monkeypatch):
     own policy; the mean of the re-runs is compared with the submission's CI."""
     from visual_robo_bench.evaluation.results import aggregates
 
-    (tmp_path / "verify_seeded_policies.py").write_text(
-        "import numpy as np\n"
-        "class Const:\n"
-        "    def __init__(self, env, value):\n"
-        "        self.a, self.value = env.single_action_space.shape[0], value\n"
-        "    def act(self, obs):\n"
-        "        return np.full((len(obs['proprio']), self.a), self.value, np.float32)\n"
-        "def s0(env):\n    return Const(env, 0.0)\n"
-        "def s1(env):\n    return Const(env, 0.3)\n")
+    write_seeded_agents(tmp_path, "verify_seeded_policies", {0: 0.0, 1: 0.3})
     monkeypatch.syspath_prepend(str(tmp_path))
     evals = [(evaluate(f"verify_seeded_policies:s{s}", "VRB/Walker-v1", episodes=EPISODES, num_envs=2,
                        progress=False), s) for s in (0, 1)]

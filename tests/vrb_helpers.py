@@ -89,3 +89,17 @@ def check_frame_stack_round_trip(env, zeros_like, equal) -> list:
     restored = env.get_frame_stacks()
     assert len(restored) == len(stacks) and all(equal(r, s) for r, s in zip(restored, stacks))
     return stacks
+
+
+def write_seeded_agents(directory, module: str, values: dict[int, float]) -> str:
+    """Write ``directory/module.py`` with one constant-action agent factory ``s{seed}`` per training seed
+    (``values[seed]`` is its action), for ``{seed}``-template tests; returns ``module``."""
+    factories = "".join(f"def s{seed}(env):\n    return Const(env, {value!r})\n" for seed, value in values.items())
+    (directory / f"{module}.py").write_text(
+        "import numpy as np\n"
+        "class Const:\n"
+        "    def __init__(self, env, value):\n"
+        "        self.a, self.value = env.single_action_space.shape[0], value\n"
+        "    def act(self, obs):\n"
+        "        return np.full((len(obs['proprio']), self.a), self.value, np.float32)\n" + factories)
+    return module

@@ -200,6 +200,10 @@ def test_train_resume_takes_the_agent_from_the_run_dir(tmp_path, capsys):
     assert main(["train", "--agent", "zero", "--run-dir", str(run), "--resume", "--no-progress",
                  "--set", "max_epochs=3"]) == 0
     assert len(read_csv(run / "progress.csv")) == 3
+    # config.json follows the changes (it kept max_epochs=1) and lists each resume that made one
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["config"]["max_epochs"] == 3
+    assert [(r["epoch"], r["changed"]) for r in doc["resumes"]] == [(1, {"max_epochs": 2}), (2, {"max_epochs": 3})]
 
 
 @pytest.mark.parametrize("argv,message", [

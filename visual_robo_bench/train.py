@@ -2,11 +2,13 @@
 
 A run directory holds::
 
-    config.json          the agent config, task config hash, versions, machine, command line
+    config.json          the agent config, task config hash, versions, machine, command line (and the
+                         ``resumes`` that changed settings)
     progress.csv         one row per epoch (return, losses, FPS, env steps, wall-clock)
     tb/                  TensorBoard event files (same scalars)
     checkpoints/latest.pt  full training state (atomic write every ``checkpoint_every`` epochs)
     policy.pt            the deterministic policy for evaluation (``load_policy``)
+    model.zip            (ppo, sac) the same policy as stable-baselines3's own model file
     learning_curve.png   return vs wall-clock and vs env steps
 
 A new run never writes into an existing directory; ``--resume`` continues the run of a directory
@@ -124,6 +126,22 @@ def _same_value(key: str, raw: Any, recorded: Any) -> bool:
     return json.loads(json.dumps(value)) == recorded
 
 
+def _record_resume(run_dir: Path, cfg: Any, changes: dict[str, Any], epoch: int, argv: list[str] | None) -> None:
+    """Keep ``config.json`` the run's config after a resume that changed settings (``max_epochs``,
+    ``time_budget_s``, ...): ``config`` takes the new values and ``resumes`` lists each change with its command."""
+    path = run_dir / "config.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # nothing to keep up to date (the checkpoint holds the config the run uses)
+    doc["config"] = cfg.to_dict()
+    doc.setdefault("resumes", []).append({
+        "epoch": int(epoch), "changed": {k: doc["config"].get(k) for k in sorted(changes)},
+        "command": argv if argv is not None else sys.argv,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(path, doc)
+
+
 def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any] | None = None,
           run_dir: str | Path | None = None, resume: bool = False, seed: int | None = None,
           progress: bool = True, argv: list[str] | None = None, log: Any = print) -> Path:
@@ -160,6 +178,8 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
             raise TrainError(f"cannot resume from {ck_path}: {err}") from None
         cfg = learner.cfg
         _check_budget(cfg)
+        if overrides:
+            _record_resume(run_dir, cfg, overrides, learner.epoch, argv)
         log(f"resuming {run_dir} at epoch {learner.epoch} ({learner.env_steps:,} env steps)")
     else:
         if task is None:

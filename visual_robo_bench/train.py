@@ -102,13 +102,21 @@ def _check_budget(cfg: Any) -> None:
         raise TrainError(f"time_budget_s must be a finite number of seconds >= 0, got {budget!r}")
 
 
-def _changed(run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+def _read_run_config(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``config.json`` (``None`` if missing or unreadable: the checkpoint holds what the run uses)."""
+    try:
+        doc = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("config"), dict) else None
+
+
+def _changed(run_config: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` without the values the run's ``config.json`` already records (re-issuing the original
     command with ``--resume`` changes nothing)."""
-    try:
-        recorded = json.loads((run_dir / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+    if run_config is None:
         return overrides
+    recorded = run_config["config"]
     return {k: v for k, v in overrides.items() if k not in recorded or not _same_value(k, v, recorded[k])}
 
 
@@ -126,20 +134,17 @@ def _same_value(key: str, raw: Any, recorded: Any) -> bool:
     return json.loads(json.dumps(value)) == recorded
 
 
-def _record_resume(run_dir: Path, cfg: Any, changes: dict[str, Any], epoch: int, argv: list[str] | None) -> None:
-    """Keep ``config.json`` the run's config after a resume that changed settings (``max_epochs``,
-    ``time_budget_s``, ...): ``config`` takes the new values and ``resumes`` lists each change with its command."""
-    path = run_dir / "config.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return  # nothing to keep up to date (the checkpoint holds the config the run uses)
+def _record_resume(run_dir: Path, doc: dict[str, Any], cfg: Any, changes: dict[str, Any], epoch: int,
+                   argv: list[str] | None) -> None:
+    """Keep ``config.json`` (``doc``, as read) the run's config after a resume that changed settings
+    (``max_epochs``, ``time_budget_s``, ...): ``config`` takes the new values and ``resumes`` lists each change
+    with its command."""
     doc["config"] = cfg.to_dict()
     doc.setdefault("resumes", []).append({
         "epoch": int(epoch), "changed": {k: doc["config"].get(k) for k in sorted(changes)},
         "command": argv if argv is not None else sys.argv,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    write_json(path, doc)
+    write_json(run_dir / "config.json", doc)
 
 
 def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any] | None = None,
@@ -164,7 +169,8 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
             raise TrainError(f"cannot resume: {ck_path} does not exist" + (
                 f" (the run stopped before its first checkpoint, written every checkpoint_every epochs: delete "
                 f"{run_dir} and start the run again)" if (run_dir / "config.json").is_file() else ""))
-        overrides = _changed(run_dir, overrides)  # values equal to the run's own are no change
+        run_config = _read_run_config(run_dir)
+        overrides = _changed(run_config, overrides)  # values equal to the run's own are no change
         allowed = list(getattr(mod, "RESUMABLE_KEYS", RESUMABLE_KEYS))
         bad = sorted(set(overrides) - set(allowed))
         if bad:
@@ -178,8 +184,8 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
             raise TrainError(f"cannot resume from {ck_path}: {err}") from None
         cfg = learner.cfg
         _check_budget(cfg)
-        if overrides:
-            _record_resume(run_dir, cfg, overrides, learner.epoch, argv)
+        if overrides and run_config is not None:
+            _record_resume(run_dir, run_config, cfg, overrides, learner.epoch, argv)
         log(f"resuming {run_dir} at epoch {learner.epoch} ({learner.env_steps:,} env steps)")
     else:
         if task is None:

@@ -133,19 +133,18 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.max_episode_steps, int) or self.max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be a positive int, got {self.max_episode_steps!r}")
-        check_count("substeps", self.substeps)
-        check_count("frame_stack", self.frame_stack)
+        # checked, and stored as Python numbers (numpy scalars too), so that equal configs have equal hashes
+        normalize = object.__setattr__  # the config is frozen
+        for name in ("substeps", "frame_stack"):
+            normalize(self, name, check_count(name, getattr(self, name)))
         for name in ("image_size", "render_size"):
             size = getattr(self, name)
             if not (isinstance(size, tuple) and len(size) == 2 and all(is_count(x, 8) for x in size)):
                 raise ValueError(f"{name} must be (H, W) with two ints >= 8, e.g. (84, 84); got {size!r}")
+            normalize(self, name, tuple(map(int, size)))
         if not (isinstance(self.timestep, numbers.Real) and math.isfinite(self.timestep) and self.timestep > 0):
             raise ValueError(f"timestep must be a positive number of seconds, got {self.timestep!r}")
-        # numpy scalars become Python numbers, so that equal configs have equal hashes
-        for name, value in (("substeps", int(self.substeps)), ("frame_stack", int(self.frame_stack)),
-                            ("timestep", float(self.timestep)), ("image_size", tuple(map(int, self.image_size))),
-                            ("render_size", tuple(map(int, self.render_size)))):
-            object.__setattr__(self, name, value)
+        normalize(self, "timestep", float(self.timestep))
         names = [c.name for c in self.cameras]
         for cam in (*self.policy_cameras, *((self.render_camera,) if self.render_camera else ())):
             if cam not in names:

@@ -335,10 +335,8 @@ class VRBVectorEnv(VectorEnv):
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         self._seed(seed, ids)
         self._reset_ids(ids)
-        info = self._info(terms=None, evaluation=None, bad=None)
-        if mask is not None:  # Gymnasium's masks: the values are those of the envs that were reset
-            for k in [k for k in info if k.startswith("_")]:
-                info[k] = mask.copy()
+        # Gymnasium's masks after a partial reset: the values are those of the envs that were reset
+        info = self._info(terms=None, evaluation=None, bad=None, mask=mask)
         return self._observation(), info
 
     def _check_open(self) -> None:
@@ -528,10 +526,8 @@ class VRBVectorEnv(VectorEnv):
         # One observation pass (and one render call) for the stepped and the restarted envs together.
         self._refresh(ids, fill_stack=restarted)
         self._done = terminated | truncated
-        info = self._info(terms, {"success": success, "metrics": metrics}, bad)
-        if clipped is not None:
-            info["action_clipped_fraction"] = clipped
-            info["_action_clipped_fraction"] = np.ones(N, dtype=bool)
+        info = self._info(terms, {"success": success, "metrics": metrics}, bad,
+                          extra=None if clipped is None else {"action_clipped_fraction": clipped})
         return self._observation(), rewards, terminated, truncated, info
 
     # ------------------------------------------------------------ observations
@@ -635,10 +631,12 @@ class VRBVectorEnv(VectorEnv):
                 obs[k] = v.copy()
         return obs
 
-    def _info(self, terms, evaluation, bad) -> dict[str, Any]:
-        """The step's ``info``: every top-level key ``k`` with its mask ``_k``, as Gymnasium's vector envs write
-        them. ``reward_terms`` and ``metrics`` hold a value for every env at every step and no ``_k`` masks
-        (Gymnasium would nest them), so that ``sum(info["reward_terms"].values())`` is the reward."""
+    def _info(self, terms, evaluation, bad, mask: np.ndarray | None = None,
+              extra: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The step's ``info``: every top-level key ``k`` (``extra`` ones included) with its mask ``_k``, as
+        Gymnasium's vector envs write them: ``mask`` (default: every env). ``reward_terms`` and ``metrics`` hold a
+        value for every env at every step and no ``_k`` masks (Gymnasium would nest them), so that
+        ``sum(info["reward_terms"].values())`` is the reward."""
         N = self.num_envs
         info: dict[str, Any] = {
             "elapsed_steps": self._elapsed.copy(),
@@ -653,9 +651,11 @@ class VRBVectorEnv(VectorEnv):
             info["reward_terms"] = terms
         if evaluation is not None and evaluation["metrics"]:
             info["metrics"] = evaluation["metrics"]
+        info.update(extra or {})
         keys = list(info)
-        for k, everyone in zip(keys, np.ones((len(keys), N), dtype=bool)):  # one allocation, a row per key
-            info[f"_{k}"] = everyone
+        rows = np.ones((len(keys), N), dtype=bool) if mask is None else np.tile(mask, (len(keys), 1))
+        for k, row in zip(keys, rows):  # one allocation, a row per key
+            info[f"_{k}"] = row
         return info
 
     # ------------------------------------------------------------ human view

@@ -86,7 +86,8 @@ class RandomAgent:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         n = _batch_size(obs)
-        return self.rng.uniform(-1.0, 1.0, (n or 1, self.action_dim)).astype(np.float32)[0 if n is None else slice(None)]
+        actions = self.rng.uniform(-1.0, 1.0, (n or 1, self.action_dim)).astype(np.float32)
+        return actions[0] if n is None else actions
 
 
 class ZeroAgent:

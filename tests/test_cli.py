@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -68,6 +70,34 @@ def test_physics_overhead_script_rows():
     assert list(rows)[:5] == ["nothing", "a 1 ms busy spin", "a 1 ms sleep", "a 32 MB memory copy",
                               "bare physics call, 1 thread"]
     assert all(np.isfinite(sec) and sec > 0 for sec in rows.values())
+
+
+@pytest.mark.parametrize("task", ["VRB/Walker-v1", "VRB/Walker-v0"])
+def test_compiled_step_script_matches_the_env_and_its_rows_add_up(task, capsys):
+    """``scripts/bench_compiled_step.py``: its numba step returns exactly the env's values across episode ends
+    (else its timings would be of other work), a changed reward weight is caught, and its table rows add up."""
+    pytest.importorskip("numba")
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_compiled_step.py"))
+    script["check"](task, 8, 80)
+    out = capsys.readouterr().out
+    assert "for 80 steps" in out and "(0 episode ends)" not in out
+    step = script["compiled_step"]
+
+    def off_by_one_weight(env):
+        env.unwrapped.cfg = dataclasses.replace(env.unwrapped.cfg, w_alive=0.2)
+        return step(env)
+
+    script["check"].__globals__["compiled_step"] = off_by_one_weight
+    with pytest.raises(AssertionError, match="step 0: reward differs"):
+        script["check"](task, 8, 5)
+    rows = script["compare"](task, 4, rounds=2, steps=3)
+    assert [r[0] for r in rows] == ["env step (numpy task code)", "compiled step (numba kernels)",
+                                    "bare `mujoco.batch` loop", "compiled step, hot loop without physics"]
+    for name, total, physics, rest, ratio in rows[:2]:
+        assert total > physics > 0 and rest > 0 and ratio > 0
 
 
 # ------------------------------------------------------------------ vrb evaluate / submit

@@ -68,7 +68,7 @@ def main() -> None:
             continue
         if old is not None:
             (board.root / "submissions" / f"{name}.json").unlink()
-        board.submit(path)
+        board.submit(path, carried_runs=list(kept.values()))  # kept runs may be on deprecated versions
     if args.submit:
         board.build()
 

@@ -366,3 +366,16 @@ def test_renderer_info_with_the_backend_chosen_automatically():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert "error" not in info and info["renderer"] and info["backend"] in ("egl", "osmesa"), info
+
+
+def test_official_means_the_full_standard_protocol(monkeypatch):
+    """``official`` said yes for --episodes 3 or a custom seed base (it only looked at env_kwargs); it now needs
+    the protocol's episode count and seed base as well (here a protocol of 2 episodes keeps the test fast)."""
+    from visual_robo_bench.evaluation import harness
+
+    monkeypatch.setattr(harness, "protocol_for", lambda task: harness.EvalProtocol(episodes=2, num_envs=2))
+    run = lambda **kw: evaluate("zero", "VRB/Hopper-v1", progress=False, **kw).official  # noqa: E731
+    assert run() and run(episodes=2, seed_base=harness.PUBLIC_SEED_BASE)
+    assert not run(episodes=1)
+    assert not run(seed_base=harness.PUBLIC_SEED_BASE + 5)
+    assert not run(env_kwargs=SHORT)

@@ -16,7 +16,7 @@ from visual_robo_bench.evaluation import RandomAgent, evaluate
 from visual_robo_bench.evaluation.leaderboard import DEFAULT_CONFIG, Leaderboard, verify
 from visual_robo_bench.evaluation.results import ResultsError, load, make_results, validate, write_json
 
-TASKS = ["VRB/Walker-v1", "VRB/Hopper-v0"]
+TASKS = ["VRB/Walker-v1", "VRB/Hopper-v1"]
 EPISODES = 4
 
 
@@ -28,6 +28,17 @@ def random_doc():
             agent = RandomAgent(6 if "Walker" in task else 3, seed=seed)
             evals.append((evaluate(agent, task, episodes=EPISODES, num_envs=2, progress=False), seed))
     return make_results(evals, agent_name="random", description="uniform random actions")
+
+
+@pytest.fixture(scope="module")
+def random_v0(random_doc):
+    """``random_doc`` with Hopper-v0 runs instead of Hopper-v1 (there random actions beat all-zero ones)."""
+    evals = [(evaluate(RandomAgent(3, seed=seed), "VRB/Hopper-v0", episodes=EPISODES, num_envs=2, progress=False),
+              seed) for seed in (0, 1)]
+    doc = make_results(evals, agent_name="random", description="uniform random actions")
+    doc["runs"] = [r for r in random_doc["runs"] if r["env_id"] == "VRB/Walker-v1"] + doc["runs"]
+    doc.pop("aggregates")
+    return doc
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +98,7 @@ def test_normalized_scores_use_the_stated_levels_of_the_same_task_version(board,
     walker, hopper = (aggregates(random_doc)[t]["return"] for t in TASKS)
     refs = {"VRB/Walker-v1": {"task_hash": task_hash("VRB/Walker-v1"), "random": walker - 1.0,
                               "reference": walker + 3.0, "reference_source": "references/x.json"},
-            "VRB/Hopper-v0": {"task_hash": "VRB/Hopper-v0:0000000000000000", "random": 0.0, "reference": 1.0,
+            "VRB/Hopper-v1": {"task_hash": "VRB/Hopper-v1:0000000000000000", "random": 0.0, "reference": 1.0,
                               "reference_source": "an older task version"}}
     (board.root / "reference_scores.json").write_text(json.dumps({"version": 1, "tasks": refs}))
     board.build()
@@ -95,7 +106,7 @@ def test_normalized_scores_use_the_stated_levels_of_the_same_task_version(board,
     walker_section = md.split("## VRB/Walker-v1")[1]
     assert "| 0.25 |" in walker_section.split("\n## ")[0]  # (R - (R-1)) / ((R+3) - (R-1))
     assert f"reference R_ref = {walker + 3.0:.4g} (`references/x.json`)" in walker_section
-    hopper_section = md.split("## VRB/Hopper-v0")[1].split("\n## ")[0]
+    hopper_section = md.split("## VRB/Hopper-v1")[1].split("\n## ")[0]
     assert "| - |" in hopper_section  # levels of another task version are never used
     assert "R_ref" not in hopper_section
     assert "<th>normalized</th>" in (board.root / "index.html").read_text()
@@ -110,6 +121,12 @@ def test_normalized_scores_use_the_stated_levels_of_the_same_task_version(board,
     (lambda d: d["runs"].pop(), "at least 2 are required"),
     (lambda d: d["runs"][0]["episodes"][0].update(success_at_end=True, success_once=False), "success_at_end"),
     (lambda d: d["runs"][0]["episodes"][0].update({"return": 123.0}), "sum of its reward terms"),
+    (lambda d: d["runs"][0]["episodes"][0].update(length=1001),
+     r"runs/0/episodes/0: length 1001 exceeds VRB/Walker-v1's max_episode_steps \(1000, of the task\)"),
+    (lambda d: d["runs"][0].update(env_kwargs={"max_episode_steps": 20}), "length .* exceeds .* overridden"),
+    (lambda d: d["runs"][0].update(env_kwargs={"frame_skip": 2}), "evaluated with settings overrides"),
+    (lambda d: d["runs"][0]["episodes"][0].update({"return": 10**400, "reward_terms": {}}),
+     "runs/0/episodes/0/return: an integer too large for a float"),
 ])
 def test_bad_submissions_are_rejected_and_nothing_written(board, random_doc, tmp_path, mutate, message):
     doc = copy.deepcopy(random_doc)
@@ -161,7 +178,8 @@ def test_verify_passes_a_faithful_rerun_and_fails_another_policy(tmp_path, zero_
     task = report["tasks"]["VRB/Walker-v1"]
     assert task["error"] is None and not task["ok"] and not report["verified"]
     assert not task["accepted_range"][0] <= task["rerun_return"] <= task["accepted_range"][1]
-    assert board.verified()["zero"]["policy"] == zero_policy  # a failed verification is not recorded
+    # a failed verification is not recorded, and revokes the earlier one
+    assert report["record_removed"] and "zero" not in board.verified()
 
 
 def test_verify_draws_a_fresh_held_out_seed_base(tmp_path, zero_doc, monkeypatch):
@@ -477,7 +495,7 @@ def test_committed_leaderboards_are_up_to_date(tmp_path):
             f"leaderboards/{name} is stale: run `vrb leaderboard build`")
 
 
-def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_doc, tmp_path, monkeypatch):
+def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_v0, tmp_path, monkeypatch):
     """``scripts/reference_scores.py``: shipped policy first, else the better of the state expert and a scripted
     controller among those that beat the floors, else null."""
     import runpy
@@ -495,7 +513,7 @@ def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_do
         write_json(floor, root / "submissions" / "random.json")
         if zero_floor is not None:
             write_json(zero_floor, root / "submissions" / "zero.json")
-        write_json(random_doc, root / "references" / "sdpg-walker-v1.json")  # Walker: the "shipped policy"
+        write_json(random_v0, root / "references" / "sdpg-walker-v1.json")  # Walker: the "shipped policy"
         write_json(expert, root / "references" / "state-ppo-hopper-v0.json")
         monkeypatch.setattr(sys, "argv", ["reference_scores.py", "--leaderboard-dir", str(root)])
         runpy.run_path(script, run_name="__main__")
@@ -503,24 +521,24 @@ def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_do
 
     from visual_robo_bench.evaluation.results import aggregates
 
-    r_random, r_zero = aggregates(random_doc)["VRB/Hopper-v0"]["return"], aggregates(zero)["VRB/Hopper-v0"]["return"]
+    r_random, r_zero = aggregates(random_v0)["VRB/Hopper-v0"]["return"], aggregates(zero)["VRB/Hopper-v0"]["return"]
     assert r_random > r_zero  # random hops a little; all-zero actions fall flat
-    below = levels(random_doc, zero)  # the "expert" (zero) does not beat the floor (random)
+    below = levels(random_v0, zero)  # the "expert" (zero) does not beat the floor (random)
     assert below["VRB/Hopper-v0"]["reference"] is None
     assert "does not beat the floors" in below["VRB/Hopper-v0"]["reference_source"]
     assert below["VRB/Walker-v1"]["reference_source"] == "references/sdpg-walker-v1.json"
-    above = levels(zero, random_doc)  # now the expert beats the floor
+    above = levels(zero, random_v0)  # now the expert beats the floor
     assert above["VRB/Hopper-v0"]["reference"] == pytest.approx(r_random)
     assert above["VRB/Hopper-v0"]["random"] == pytest.approx(r_zero)
     assert above["VRB/Hopper-v0"]["reference_source"] == "references/state-ppo-hopper-v0.json"
     # ... but not the all-zero floor, which here is as good as the expert: no reference level
-    tie = levels(zero, random_doc, zero_floor=random_doc)
+    tie = levels(zero, random_v0, zero_floor=random_v0)
     assert tie["VRB/Hopper-v0"]["reference"] is None
     # a scripted controller competes with the expert: the better of those that beat the floors is R_ref
     root = tmp_path / "scripted"
     write_json(zero, root / "submissions" / "random.json")
     write_json(zero, root / "references" / "state-ppo-hopper-v0.json")  # expert = floor: rejected
-    write_json(random_doc, root / "references" / "scripted-hopper-v0.json")
+    write_json(random_v0, root / "references" / "scripted-hopper-v0.json")
     module = runpy.run_path(script, run_name="reference_scores")
     board = module["Leaderboard"](root)
     scripted = module["reference_levels"](board, scripted={"VRB/Hopper-v0": "references/scripted-hopper-v0.json"})
@@ -531,3 +549,219 @@ def test_reference_scores_script_takes_an_expert_only_above_the_floors(random_do
     assert "the expert's" in without["VRB/Hopper-v0"]["reference_source"]
     both_low = module["reference_levels"](board, scripted={"VRB/Hopper-v0": "references/state-ppo-hopper-v0.json"})
     assert "the scripted controller's" in both_low["VRB/Hopper-v0"]["reference_source"]
+
+
+# ------------------------------------------------------------------ audit of the submission journey
+def _noisy(doc, eps=1e-8, scale=1.0, agent_name="mine"):
+    """A trained-entry copy of ``doc`` whose returns are ``return * scale + eps`` (reward terms left out)."""
+    doc = trained(doc, agent_name)
+    for run in doc["runs"]:
+        for e in run["episodes"]:
+            e["return"], e["reward_terms"] = e["return"] * scale + eps, {}
+    doc.pop("aggregates")
+    return doc
+
+
+def test_verified_tier_follows_the_files_content(tmp_path, zero_doc):
+    """A verified.json record vouches for the runs it re-ran (their digest): a file replaced under the same name
+    is reported (submit drops the stale record; a record left behind is ignored), and a failing verification
+    revokes an earlier one."""
+    from visual_robo_bench.cli import main
+
+    board = _public_verify_board(tmp_path)
+    board.submit(write_json(zero_doc, tmp_path / "in" / "zero.json"))
+    zero_policy = "visual_robo_bench.evaluation.protocol:ZeroAgent"
+    assert verify(board, "zero", zero_policy, progress=False)["verified"]
+    record = board.verified()["zero"]
+    board.build()
+    assert "| zero | verified |" in (tmp_path / "README.md").read_text()
+    # a failing verification removes the earlier record (the CLI rebuilds the board)
+    assert main(["verify", "zero", "--policy", "visual_robo_bench.evaluation.protocol:RandomAgent",
+                 "--leaderboard-dir", str(tmp_path)]) == 1
+    assert "zero" not in board.verified()
+    assert "| zero | reported |" in (tmp_path / "README.md").read_text()
+    # a tampered file under the verified name: submit drops the record, and a record put back is stale
+    (tmp_path / "verified.json").write_text(json.dumps({"zero": record}))
+    (tmp_path / "submissions" / "zero.json").unlink()
+    tampered = copy.deepcopy(zero_doc)
+    for run in tampered["runs"]:
+        for e in run["episodes"]:
+            e["return"], e["reward_terms"] = e["return"] + 50.0, {}
+    tampered.pop("aggregates")
+    assert board.submit(write_json(tampered, tmp_path / "in" / "tampered.json"), name="zero") == "zero"
+    assert "zero" not in board.verified()
+    (tmp_path / "verified.json").write_text(json.dumps({"zero": record}))
+    board.build()
+    assert "| zero | reported |" in (tmp_path / "README.md").read_text()
+    assert not board.is_verified("zero", board.submissions()["zero"])
+
+
+def test_files_added_to_submissions_directly_obey_the_submission_rules(board, random_doc, tmp_path, capsys):
+    """The pull-request route (a file put into submissions/) meets the rules of vrb submit at build time: exit 1
+    naming the file and the rule, and the tables stay as they were."""
+    from visual_robo_bench.cli import main
+
+    submit_doc(board, random_doc, tmp_path)
+    board.build()
+    before = (board.root / "README.md").read_text()
+    short = trained(random_doc, "short")
+    for run in short["runs"]:
+        run["episodes"].pop()
+    short.pop("aggregates")
+    no_budget = _noisy(random_doc, eps=5.0)
+    no_budget["budget"].update(env_steps=None)
+    cases = [(trained(random_doc, "copy"), "duplicate: runs/0 .* accepted submission 'random'"),
+             (_noisy(random_doc), "duplicate: runs/0"),
+             (short, "runs/0: 3 episodes; the protocol asks for 4"),
+             (no_budget, "budget: env_steps missing")]
+    for doc, rule in cases:
+        path = write_json(doc, board.root / "submissions" / "direct.json")
+        with pytest.raises(ResultsError, match=f"accepted submission {path} breaks a submission rule: {rule}"):
+            board.build()
+        assert main(["leaderboard", "build", "--leaderboard-dir", str(board.root)]) == 1
+        err = capsys.readouterr().err.replace("\n", "")
+        assert "direct.json breaks a submission rule" in err and "Traceback" not in err
+        assert (board.root / "README.md").read_text() == before
+    write_json(_noisy(random_doc, eps=5.0), board.root / "submissions" / "direct.json")
+    board.build()  # a file that meets every rule is shown
+    assert "| direct |" in (board.root / "README.md").read_text()
+
+
+@pytest.mark.parametrize("eps,scale", [(1e-8, 1.0), (0.0, 1 + 1e-6), (1e-6, 1 - 1e-5)])
+def test_float_noise_does_not_make_a_copy_new(board, random_doc, tmp_path, eps, scale):
+    submit_doc(board, random_doc, tmp_path)
+    with pytest.raises(ResultsError, match="duplicate: runs/0 .* accepted submission 'random'"):
+        submit_doc(board, _noisy(random_doc, eps, scale), tmp_path, name="noisy.json")
+    within = trained(random_doc, "mine")  # one policy's episodes with noise for a second training seed
+    within["runs"][1]["episodes"] = copy.deepcopy(within["runs"][0]["episodes"])
+    for e in within["runs"][1]["episodes"]:
+        e["return"], e["reward_terms"] = e["return"] * scale + eps, {}
+    within.pop("aggregates")
+    with pytest.raises(ResultsError, match="runs/1 .* same episodes as runs/0"):
+        board.submit(write_json(within, tmp_path / "in" / "within.json"), name="within")
+    assert sorted(p.name for p in (board.root / "submissions").iterdir()) == ["random.json"]
+
+
+def test_unequal_run_counts_within_a_track_are_refused(board, random_doc, tmp_path):
+    """A track's aggregates took min(run counts) and dropped the other runs silently."""
+    from visual_robo_bench.evaluation.leaderboard import _score_matrix
+
+    doc = _noisy(random_doc, eps=0.0)
+    extra = copy.deepcopy(doc["runs"][0])
+    extra["training_seed"] = 7
+    for e in extra["episodes"]:
+        e["return"] += 3.0
+    doc["runs"].append(extra)
+    with pytest.raises(ResultsError, match=r"track 'visual': unequal numbers of runs per task \(VRB/Walker-v1: 3, "
+                                           r"VRB/Hopper-v1: 2\)"):
+        submit_doc(board, doc, tmp_path)
+    with pytest.raises(ResultsError, match="unequal numbers of runs per task"):
+        _score_matrix(doc, TASKS)
+    assert _score_matrix(random_doc, TASKS).shape == (2, 2)
+
+
+def _on_hopper_v0(doc):
+    """``doc`` with its Hopper-v1 runs relabelled as runs of the deprecated Hopper-v0."""
+    from visual_robo_bench.evaluation.results import task_hash
+
+    doc = copy.deepcopy(doc)
+    for run in doc["runs"]:
+        if run["env_id"] == "VRB/Hopper-v1":
+            run["env_id"], run["task_hash"] = "VRB/Hopper-v0", task_hash("VRB/Hopper-v0")
+    doc.pop("aggregates")
+    return doc
+
+
+def test_new_results_on_a_deprecated_task_version_are_refused_at_submit_only(board, random_doc, tmp_path):
+    doc = _on_hopper_v0(random_doc)
+    with pytest.raises(ResultsError, match=r"runs/2: VRB/Hopper-v0 is deprecated \(replaced by VRB/Hopper-v1\); "
+                                           "new results are accepted only on the current version"):
+        submit_doc(board, doc, tmp_path)
+    assert not (board.root / "submissions").exists()
+    write_json(doc, board.root / "submissions" / "random.json")  # an entry from before the deprecation
+    board.build()
+    assert "## VRB/Hopper-v0 (Deprecated" in (board.root / "README.md").read_text()
+
+
+def test_a_resubmission_may_carry_its_accepted_runs_on_a_deprecated_version(board, random_doc, tmp_path):
+    """scripts/seed_leaderboards.py re-submits a completed floor with its kept runs, some on deprecated ids."""
+    doc = _on_hopper_v0(random_doc)
+    deprecated = [r for r in doc["runs"] if r["env_id"] == "VRB/Hopper-v0"]
+    assert submit_doc(board, doc, tmp_path, carried_runs=deprecated) == "random"
+    new = copy.deepcopy(deprecated[0])
+    new["episodes"][0]["return"] += 1.0  # not the carried run any more
+    with pytest.raises(ResultsError, match="VRB/Hopper-v0 is deprecated"):
+        board.check_current_versions({"runs": [new]}, carried_runs=deprecated)
+
+
+def test_evaluate_notes_a_deprecated_task_and_records_a_factory_policy(tmp_path, capsys):
+    """vrb evaluate on a deprecated id names the replacement; --episodes 1 is not the standard protocol (the
+    official column said yes); a module:factory agent is recorded as agent.policy (the verified tier needs it)."""
+    from visual_robo_bench.cli import main
+
+    factory = "visual_robo_bench.evaluation.protocol:ZeroAgent"
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--agent", factory, "--task", "VRB/Hopper-v0", "--episodes", "1", "--num-envs", "1",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if "deprecated" in line]
+    assert notes == ["note: VRB/Hopper-v0 is deprecated, use VRB/Hopper-v1 (vrb submit accepts new results only on "
+                     "the current version)"]
+    row = next(line for line in captured.out.splitlines() if "VRB/Hopper-v0" in line)
+    assert row.rstrip(" │|").endswith("no")
+    doc = load(out)
+    assert doc["agent"]["policy"] == factory and not doc["runs"][0]["official"]
+
+
+def test_board_shows_each_entrys_vrb_and_mujoco_versions(board, random_doc, tmp_path):
+    doc = copy.deepcopy(random_doc)
+    doc["vrb_version"], doc["versions"]["mujoco"] = "0.0.9", "3.1.6"
+    submit_doc(board, doc, tmp_path)
+    board.build()
+    md, page = (board.root / "README.md").read_text(), (board.root / "index.html").read_text()
+    assert "| versions |" in md and md.count("vrb 0.0.9, MuJoCo 3.1.6 |") == len(TASKS)
+    assert "<th>versions</th>" in page and "<td>vrb 0.0.9, MuJoCo 3.1.6</td>" in page
+
+
+@pytest.mark.parametrize("number,message", [(str(10**400), "an integer too large for a float"),
+                                            ("1" * 5000, "holds a number that cannot be read")],
+                         ids=["1e400", "5000-digits"])
+def test_huge_integers_are_a_one_line_rejection(tmp_path, random_doc, capsys, number, message):
+    from visual_robo_bench.cli import main
+
+    doc = copy.deepcopy(random_doc)
+    doc.pop("aggregates")
+    doc["runs"][0]["episodes"][0].update({"return": 0.5, "reward_terms": {}})
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(doc).replace('"return": 0.5', f'"return": {number}', 1))
+    (tmp_path / "board" / "submissions").mkdir(parents=True)
+    assert main(["submit", str(path), "--leaderboard-dir", str(tmp_path / "board")]) == 2
+    err = capsys.readouterr().err
+    assert "rejected" in err and message in err and "Traceback" not in err and "OverflowError" not in err
+
+
+def _standard_doc(random_doc):
+    """``random_doc``'s Walker-v1 runs stretched to the standard 50 episodes on the public seeds (no evaluation)."""
+    doc = trained(random_doc, "mine")
+    doc["runs"] = [r for r in doc["runs"] if r["env_id"] == "VRB/Walker-v1"]
+    for run in doc["runs"]:
+        eps = run["episodes"]
+        run["episodes"] = [{**copy.deepcopy(eps[k % len(eps)]), "seed": DEFAULT_CONFIG["seed_base"] + k}
+                           for k in range(DEFAULT_CONFIG["episodes"])]
+        run["official"] = True
+    doc.pop("aggregates")
+    return doc
+
+
+def test_a_run_marked_unofficial_is_refused_with_the_reason(tmp_path, random_doc):
+    cfg = {**DEFAULT_CONFIG, "tracks": {"visual": ["VRB/Walker-v1"]}, "min_seeds": 2, "bootstrap_reps": 200}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    board = Leaderboard(tmp_path)
+    assert board.standard_protocol()
+    doc = _standard_doc(random_doc)
+    doc["runs"][1]["official"] = False
+    with pytest.raises(ResultsError, match=r"runs/1: the run is marked unofficial \(official: false\), i.e. it was "
+                                           "not evaluated with the standard protocol"):
+        board.submit(write_json(doc, tmp_path / "in" / "u.json"))
+    doc["runs"][1]["official"] = True
+    assert board.submit(write_json(doc, tmp_path / "in" / "o.json")) == "mine"

@@ -83,6 +83,17 @@ def _refuse_existing(path: str | None, flag: str, force: bool) -> None:
         raise CLIError(f"{flag} {path} exists; pass --force to overwrite it, or choose another file", code=2)
 
 
+def _policy_spec(spec: str) -> bool:
+    """Whether ``spec`` names a policy ``vrb verify --policy`` can load again: a file or a ``module:factory``.
+
+    Mirrors :func:`~.evaluation.protocol.load_agent`: an existing file, else ``module:factory`` (a colon, and
+    not a policy file's suffix). The built-in ``random`` and ``zero`` are not recorded.
+    """
+    if Path(spec).exists():
+        return True
+    return ":" in spec and not spec.endswith((".zip", ".onnx", ".pt", ".pth"))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import AgentLoadError, evaluate
     from .evaluation.distributed import SweepError, make_grid
@@ -102,7 +113,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     agent = args.agent[0]
     seeds = args.training_seed or [0]
     for task in args.task:
-        _entry(task)  # an unknown id: exit 2 with the closest registered ids
+        entry = _entry(task)  # an unknown id: exit 2 with the closest registered ids
+        if entry.deprecated_by:
+            err_console.print(f"note: {entry.id} is deprecated, use {entry.deprecated_by} (vrb submit accepts new "
+                              "results only on the current version)", highlight=False, soft_wrap=True)
     try:
         cells = make_grid([agent], args.task, seeds)
     except SweepError as err:
@@ -142,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name = args.name or (agent if evals[0][0].agent == cells[0].agent_spec() != agent else evals[0][0].agent)
         doc = make_results(evals, agent_name=name, description=args.description,
                            render=renderer_info(), budget=budget, code_url=args.code_url,
-                           policy=agent if all(Path(p).exists() for p in policies) else None)
+                           policy=agent if all(_policy_spec(p) for p in policies) else None)
         write_json(doc, args.out)
         console.print(f"results written to {args.out}")
     if evals[0][0].video:
@@ -225,8 +239,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Re-run a submission's policy on a held-out seed base (:func:`~.evaluation.leaderboard.verify`).
 
     Exit code 0: verified (recorded in ``verified.json``, leaderboards rebuilt) or a passing dry check
-    (``--episodes`` other than the protocol's: never recorded); 1: not verified or a failed dry check;
-    2: bad input.
+    (``--episodes`` other than the protocol's: never recorded); 1: not verified (an earlier record of the
+    submission is then removed and the leaderboards rebuilt) or a failed dry check; 2: bad input.
     """
     from .evaluation import AgentLoadError
     from .evaluation.isolation import AgentCrashed
@@ -251,6 +265,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         board.build()
         console.print(f"[green]{args.submission} verified[/green]")
         return 0
+    if report["record_removed"]:  # an earlier verification no longer holds: the board shows it as reported
+        board.build()
+        console.print(f"[yellow]{args.submission} not verified: the re-run numbers differ; its earlier "
+                      "verification is removed and it is reported again (leaderboards rebuilt)[/yellow]")
+        return 1
     console.print(f"[yellow]{args.submission} not verified: the re-run numbers differ; it stays reported[/yellow]")
     return 1
 

@@ -97,7 +97,7 @@ class EvalResult:
     episodes: list[EpisodeResult]
     seed_base: int
     env_kwargs: dict[str, Any]
-    official: bool
+    official: bool  # the full standard protocol: its episodes and seed base, default settings
     wall_clock_s: float
     env_steps: int
     error: str | None = None
@@ -169,9 +169,9 @@ def evaluate(
     Args:
         agent: Anything :func:`~visual_robo_bench.evaluation.protocol.load_agent` accepts.
         task_id: Registered task id.
-        episodes: Episodes (default: the protocol's, 50).
-        seed_base: Seed of episode 0 (default: the public base).
-        num_envs: Envs side by side (default: the protocol's).
+        episodes: Episodes (default: the protocol's, 50); another count makes the result unofficial.
+        seed_base: Seed of episode 0 (default: the public base); another base makes the result unofficial.
+        num_envs: Envs side by side (default: the protocol's; does not change any result).
         env_kwargs: Extra env keywords; any makes the result unofficial.
         isolate: Run the agent in a separate process with ``act_timeout`` and
             ``memory_limit_mb`` (needs a string spec).
@@ -181,6 +181,8 @@ def evaluate(
     Returns:
         The E per-episode results, with ``error`` set when the agent failed (the
         last failure); see the module docstring for how failures are scored.
+        ``official`` is True only for the full standard protocol: the protocol's
+        episode count and seed base and no ``env_kwargs``.
 
     Raises:
         ValueError: ``episodes`` or ``num_envs`` is not an integer >= 1.
@@ -212,8 +214,9 @@ def evaluate(
         if proxy is not None:
             proxy.close()
         env.close()
+    official = not overrides and E == proto.episodes and base == proto.seed_base
     return EvalResult(task_id=env.task_id, agent=str(name), episodes=results, seed_base=base,
-                      env_kwargs=overrides, official=not overrides, wall_clock_s=time.perf_counter() - t0,
+                      env_kwargs=overrides, official=official, wall_clock_s=time.perf_counter() - t0,
                       env_steps=steps, error=error, video=video_path, provenance=env.provenance)
 
 

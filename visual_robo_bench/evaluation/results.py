@@ -24,8 +24,10 @@ Schema (``schema_version`` "1"):
   checked against the episodes on input, never trusted.
 
 Every number must be finite: JSON has no NaN or Infinity, so :func:`read_json`
-refuses those constants, :func:`validate` refuses non-finite floats and
-:func:`write_json` never writes one. ``env_id`` is the canonical registered id
+refuses those constants, :func:`validate` refuses non-finite floats and integers
+too large for a float, and :func:`write_json` never writes one. An episode's
+``length`` is at most its task's ``max_episode_steps`` (that of ``env_kwargs``
+when the run overrides it). ``env_id`` is the canonical registered id
 (``VRB/Walker-v1``, not ``visual_robo_bench:VRB/Walker-v1``).
 """
 
@@ -239,25 +241,43 @@ def make_results(
     return doc
 
 
-def non_finite(doc: Any, where: str = "") -> Iterator[str]:
-    """Paths (``runs/0/episodes/3/return``) of the NaN and infinite floats anywhere in ``doc``."""
-    if isinstance(doc, (float, np.floating)):
-        if not math.isfinite(doc):
-            yield where or "(top level)"
-    elif isinstance(doc, dict):
+def _leaves(doc: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, value)`` of every value in ``doc`` that is not a dict, list or tuple (``runs/0/episodes/3/return``)."""
+    if isinstance(doc, dict):
         for k, v in doc.items():
-            yield from non_finite(v, f"{where}/{k}" if where else str(k))
+            yield from _leaves(v, f"{where}/{k}" if where else str(k))
     elif isinstance(doc, (list, tuple)):
         for i, v in enumerate(doc):
-            yield from non_finite(v, f"{where}/{i}" if where else str(i))
+            yield from _leaves(v, f"{where}/{i}" if where else str(i))
+    else:
+        yield where or "(top level)", doc
+
+
+def non_finite(doc: Any) -> Iterator[str]:
+    """Paths (``runs/0/episodes/3/return``) of the NaN and infinite floats anywhere in ``doc``."""
+    return (path for path, v in _leaves(doc) if isinstance(v, (float, np.floating)) and not math.isfinite(v))
+
+
+def _overflows(value: Any) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
+
+
+def too_large(doc: Any) -> Iterator[str]:
+    """Paths of the integers anywhere in ``doc`` too large to convert to a float (e.g. ``10**400``)."""
+    return (path for path, v in _leaves(doc) if isinstance(v, int) and not isinstance(v, bool) and _overflows(v))
 
 
 def validate(doc: Any) -> dict[str, Any]:
     """Check a results document against the schema and the installed task definitions.
 
     Raises:
-        ResultsError: Naming the first problem (schema path, non-finite number, unknown or
-            non-canonical task id, hash mismatch, inconsistent per-episode data, duplicated run).
+        ResultsError: Naming the first problem (schema path, non-finite number or an integer too large
+            for a float, unknown or non-canonical task id, hash mismatch, inconsistent per-episode data
+            such as an episode longer than its task's ``max_episode_steps``, duplicated run).
     """
     if not isinstance(doc, dict):
         raise ResultsError("a results file must hold a JSON object")
@@ -268,6 +288,10 @@ def validate(doc: Any) -> dict[str, Any]:
         raise ResultsError(f"invalid results file at {bad}: NaN and infinite numbers are not allowed (every "
                            "return, reward term, metric and budget must be a finite number); re-evaluate, or fix "
                            "the code that wrote it")
+    huge = next(too_large(doc), None)
+    if huge is not None:
+        raise ResultsError(f"invalid results file at {huge}: an integer too large for a float (beyond about "
+                           "1.8e308); every number must be a finite float: re-evaluate, or fix the code that wrote it")
     try:
         jsonschema.validate(doc, SCHEMA)
     except jsonschema.ValidationError as err:
@@ -294,7 +318,15 @@ def validate(doc: Any) -> dict[str, Any]:
         seeds = [e["seed"] for e in run["episodes"]]
         if len(set(seeds)) != len(seeds):
             raise ResultsError(f"runs/{i}: episode seeds repeat")
+        overrides = run.get("env_kwargs") or {}
+        max_steps = overrides.get("max_episode_steps", entry.config.max_episode_steps)
         for j, e in enumerate(run["episodes"]):
+            if isinstance(max_steps, int) and e["length"] > max_steps:
+                limit = "overridden in env_kwargs" if "max_episode_steps" in overrides else "of the task"
+                raise ResultsError(
+                    f"runs/{i}/episodes/{j}: length {e['length']} exceeds {run['env_id']}'s max_episode_steps "
+                    f"({max_steps}, {limit}); no episode can last longer, so this record cannot come from an "
+                    "evaluation: re-evaluate with vrb evaluate")
             if e["success_at_end"] and not e["success_once"]:
                 raise ResultsError(f"runs/{i}/episodes/{j}: success_at_end without success_once")
             if e.get("reward_terms") and not np.isclose(sum(e["reward_terms"].values()), e["return"],
@@ -376,6 +408,9 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ResultsError(f"{path} is not valid JSON: {err}") from None
     except ResultsError as err:
         raise ResultsError(f"{path}: {err}") from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ResultsError(f"{path} holds a number that cannot be read ({err}); every number in a results file "
+                           "must be a finite float") from None
 
 
 def write_json(doc: Any, path: str | os.PathLike) -> Path:

@@ -175,6 +175,17 @@ def test_reward_is_sum_of_terms(task_id):
     env.close()
 
 
+def test_metrics_are_the_declared_metric_names(task_id):
+    """``evaluate`` returns exactly the metrics ``metric_names`` documents (``Task.check_metrics``)."""
+    env = make_vec(task_id, num_envs=2, obs_mode="state")
+    env.reset(seed=0)
+    task = env.unwrapped.task
+    assert task.metric_names, f"{task_id}: declare metric_names"
+    for obs, r, te, tr, info in rollout(env, random_actions(env, 2)):
+        task.check_metrics(info["metrics"])
+    env.close()
+
+
 def test_state_roundtrip_is_noop(task_id):
     env = make_vec(task_id, num_envs=2, autoreset_mode=AutoresetMode.DISABLED)
     env.reset(seed=3)
@@ -643,6 +654,10 @@ def test_register_task_rejects_bad_ids_and_unknown_successors():
     """The registration errors say what to do; nothing registered is overwritten."""
     with pytest.raises(ValueError, match="must be versioned"):
         visual_robo_bench.register_task("MyLab/Reach")
+    with pytest.raises(ValueError, match="must be versioned"):  # '"-v" in name' let these through
+        visual_robo_bench.register_task("MyLab/Pre-view")
+    with pytest.raises(ValueError, match="must be versioned"):
+        visual_robo_bench.register_task("MyLab/Reach-vfoo")
     with pytest.raises(ValueError, match="already registered"):
         other = type("Other", (), {"config_cls": visual_robo_bench.TaskConfig})
         visual_robo_bench.register_task("VRB/Walker-v1")(other)

@@ -7,6 +7,7 @@ Examples::
     vrb render VRB/Walker-v1 --out walker.mp4 --steps 200
     vrb bench VRB/Walker-v1 --num-envs 64
     vrb doctor
+    vrb list --module their_module     # also a third-party package's tasks (as does their_module:Lab/Task-v0)
     vrb train --agent sdpg --task VRB/Walker-v1 --set num_nominal=4
 """
 
@@ -58,6 +59,26 @@ def _entry(task_id: str):
         raise CLIError(str(err.args[0]) if err.args else str(err), code=2) from None
 
 
+def _import_modules(modules: Sequence[str] | None) -> None:
+    """Import the ``--module`` packages (which register their tasks); failures become a :class:`CLIError` (exit 2).
+
+    ``their_module:Lab/Task-v0`` is accepted too (the module part is imported), like the task argument of
+    the other commands; modules in the working directory are importable, as with ``python -m``.
+    """
+    from .registry import import_task_module
+
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules or ():
+        name = module.split(":", 1)[0]
+        if not name:
+            raise CLIError(f"--module needs a module name, got {module!r}", code=2)
+        try:
+            import_task_module(name, "(--module)")
+        except KeyError as err:
+            raise CLIError(str(err.args[0]), code=2) from None
+
+
 def _control_hz(cfg: Any) -> float:
     return 1.0 / (cfg.timestep * cfg.substeps)
 
@@ -82,8 +103,10 @@ def _action_dim(entry: Any) -> int | None:
 
 # ------------------------------------------------------------------------- list / info
 def cmd_list(args: argparse.Namespace) -> int:
-    """Print a table of every registered task."""
+    """Print a table of every registered task (with ``--module``: also those its packages register)."""
     from .registry import get_task, list_tasks
+
+    _import_modules(getattr(args, "module", None))
 
     table = Table(title="Registered tasks", caption="actions: action dim; stack: frame stack; "
                   "steps: max episode steps; Hz: control rate; cameras: policy cameras")
@@ -302,11 +325,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------- doctor
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check the GL backend and render one frame of every task."""
+    """Check the GL backend and render one frame of every task (with ``--module``: also its packages' tasks)."""
     import gymnasium as gym
 
     from .registry import list_tasks
     from .render.gl import RenderBackendError, renderer_info, select_backend
+
+    _import_modules(getattr(args, "module", None))
 
     try:
         backend = select_backend()
@@ -430,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="table of registered tasks")
     p.add_argument("--no-model", action="store_true", help="do not compile models (action dim shown as '-')")
+    p.add_argument("--module", action="append", default=[], metavar="MODULE",
+                   help="also list the tasks this package registers (repeatable), e.g. --module their_module")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="documentation, config and config hash of a task")
@@ -472,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("doctor", help="check OpenGL and render one frame of every task")
+    p.add_argument("--module", action="append", default=[], metavar="MODULE",
+                   help="also check the tasks this package registers (repeatable), e.g. --module their_module")
     p.set_defaults(func=cmd_doctor)
 
     from .cli_eval import add_commands

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -30,6 +31,9 @@ ENTRY_POINT = "visual_robo_bench.envs.single_env:VRBEnv"
 VECTOR_ENTRY_POINT = "visual_robo_bench.envs.vector_env:VRBVectorEnv"
 
 T = TypeVar("T")
+
+#: A task id: ``Namespace/Name-vN`` (letters, digits, ``_``, ``.``, ``-``; each part starts with a letter).
+TASK_ID_RE = re.compile(r"^[A-Za-z][\w.-]*/[A-Za-z][\w.-]*-v\d+$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -76,26 +80,70 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
             then the docstring it inherits (the current version's).
 
     Raises:
-        ValueError: When the id is not versioned or already registered, ``deprecated_by`` is not registered,
-            or exactly one of ``deprecated_by`` and ``reason`` is given.
+        ValueError: When the id is not ``Namespace/Name-vN`` or is already registered (by VRB or by another
+            Gymnasium package), ``deprecated_by`` is not registered, exactly one of ``deprecated_by`` and
+            ``reason`` is given, ``reason`` is not a pair, or the config defines no policy camera.
+        TypeError: When the decorated object is not a :class:`~visual_robo_bench.Task` subclass, or its config
+            class is not a frozen dataclass subclass of ``TaskConfig`` (see
+            :func:`~visual_robo_bench.core.config.check_config_class`), or ``config`` is not an instance of it.
     """
-    if "-v" not in task_id.rsplit("/", 1)[-1]:
-        raise ValueError(f"task id {task_id!r} must be versioned, e.g. 'VRB/Walker-v1'")
+    if not isinstance(task_id, str):
+        raise TypeError(f"task id must be a str such as 'MyLab/Reach-v0', got {task_id!r}")
+    if ":" in task_id:
+        module, _, rest = task_id.rpartition(":")
+        raise ValueError(f"task id {task_id!r} must not contain ':': 'module:id' is how gym.make imports a module "
+                         f"first. Register {rest!r} in {module!r}; users then call gym.make({task_id!r})")
+    if not TASK_ID_RE.match(task_id):
+        raise ValueError(f"task id {task_id!r} must be versioned and namespaced, 'Namespace/Name-vN' with N a "
+                         "number, e.g. 'VRB/Walker-v1' (letters, digits, '_', '.' and '-'; each part starts with "
+                         "a letter)")
     if deprecated_by is not None and deprecated_by not in _TASKS:
         raise ValueError(f"{task_id!r} is deprecated by {deprecated_by!r}, which is not registered: "
                          "register the replacement first")
     if (deprecated_by is None) != (reason is None):
         raise ValueError(f"{task_id!r}: pass deprecated_by and reason=(summary, detail) together "
                          "(a deprecated version says what replaces it and why)")
+    if reason is not None and not (isinstance(reason, (tuple, list)) and len(reason) == 2
+                                   and all(isinstance(r, str) for r in reason)):
+        raise ValueError(f"{task_id!r}: reason must be a pair of strings (summary, detail), e.g. "
+                         f"('the goal marker stays at the origin', 'In v0 ...'); got {reason!r}")
 
     def decorator(task_cls: T) -> T:
+        from .core.config import TaskConfig, check_config_class
+        from .core.task import Task
+
         if task_id in _TASKS:
             raise ValueError(f"task id {task_id!r} is already registered (by {_TASKS[task_id].task_cls.__name__})")
+        if task_id in gym.registry:
+            raise ValueError(f"task id {task_id!r} is already registered with Gymnasium by another package "
+                             f"(entry point {gym.registry[task_id].entry_point!r}); registering it again would "
+                             "replace that environment: choose another namespace or name")
+        if not (isinstance(task_cls, type) and issubclass(task_cls, Task)):
+            what = f"class {task_cls.__name__}" if isinstance(task_cls, type) else repr(task_cls)
+            raise TypeError(f"@register_task({task_id!r}) decorates a subclass of visual_robo_bench.Task; "
+                            f"{what} is not one")
+        owner = f"{task_cls.__name__}.config_cls"
+        check_config_class(task_cls.config_cls, owner)
+        if config is None:
+            cfg = task_cls.config_cls()
+        elif not isinstance(config, task_cls.config_cls):
+            raise TypeError(f"{task_id!r}: config must be a {task_cls.config_cls.__name__} ({owner}), "
+                            f"got {type(config).__name__}")
+        else:
+            check_config_class(type(config), f"the config of {task_id!r}")
+            cfg = config
+        if not cfg.policy_cameras:
+            if type(cfg) is TaskConfig:
+                hint = (f"{owner} is the base TaskConfig: set config_cls = YourConfig, a @dataclass(frozen=True) "
+                        "subclass of TaskConfig with cameras and policy_cameras")
+            else:
+                hint = (f"give {type(cfg).__name__} policy_cameras=('name', ...), naming cameras of its `cameras`, "
+                        "primary first")
+            raise ValueError(f"{task_id!r} defines no policy camera (policy_cameras is empty): {hint}")
         if reason is not None:
             summary, detail = reason
             current = inspect.getdoc(task_cls) or ""  # the inherited docstring of the replacement
             task_cls.__doc__ = f"Deprecated: {summary}; use {deprecated_by}.\n\n{detail}.\n\n{current}\n"
-        cfg = config if config is not None else task_cls.config_cls()  # type: ignore[attr-defined]
         _TASKS[task_id] = TaskEntry(task_id, task_cls, cfg, deprecated_by)  # type: ignore[arg-type]
         gym.register(
             id=task_id,
@@ -115,20 +163,41 @@ def get_task(task_id: str) -> TaskEntry:
     ``"module:Namespace/Name-vN"`` first imports ``module`` (which registers its tasks), as ``gym.make`` does,
     so that a third-party package's tasks work with every ``vrb`` command.
     """
+    module = None
     if ":" in task_id:
         module, task_id = task_id.split(":", 1)
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise KeyError(f"cannot import {module!r} to find task {task_id!r}: {err}") from None
+        import_task_module(module, f"to find task {task_id!r}")
     try:
         return _TASKS[task_id]
     except KeyError:
-        close = difflib.get_close_matches(task_id, list(_TASKS), n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise KeyError(
-            f"unknown task id {task_id!r}.{hint} Registered: {', '.join(sorted(_TASKS))} (see `vrb list`)."
-        ) from None
+        pass
+    namespace = task_id.split("/", 1)[0] if "/" in task_id else None
+    same_namespace = [t for t in _TASKS if namespace is not None and t.startswith(namespace + "/")]
+    # a third-party namespace: suggest only its own ids (a VRB id is no answer to 'MyLab/Reach-v1')
+    candidates = same_namespace if namespace not in (None, "VRB") else list(_TASKS)
+    close = difflib.get_close_matches(task_id, candidates, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    if module is not None:
+        hint += f" (module {module!r} was imported but registers no task {task_id!r}.)"
+    elif namespace not in (None, "VRB"):
+        hint += (f" Tasks of namespace {namespace!r} are registered by their package: import its package first: "
+                 f"use 'their_module:{task_id}' (as gym.make does), e.g. `vrb info their_module:{task_id}`; "
+                 "`vrb list` and `vrb doctor` take --module their_module.")
+    raise KeyError(
+        f"unknown task id {task_id!r}.{hint} Registered: {', '.join(sorted(_TASKS))} (see `vrb list`)."
+    ) from None
+
+
+def import_task_module(module: str, why: str = "") -> None:
+    """Import ``module`` (which registers its tasks), as ``gym.make("module:Namespace/Name-vN")`` does.
+
+    Raises:
+        KeyError: The module cannot be imported (the message says which and why).
+    """
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise KeyError(f"cannot import {module!r}{' ' + why if why else ''}: {err}") from None
 
 
 def list_tasks() -> list[str]:

@@ -13,8 +13,13 @@ import hashlib
 import json
 import math
 import numbers
+import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 Vec3 = tuple[float, float, float]
 
@@ -55,6 +60,7 @@ class CameraConfig:
     geomgroups: tuple[int, ...] = (0, 1, 2)
 
     def __post_init__(self) -> None:
+        check_fields(self, prefix=f"camera {self.name!r}: " if isinstance(self.name, str) else "camera: ")
         if self.mode not in ("fixed", "track"):
             raise ValueError(f"camera {self.name!r}: mode must be 'fixed' or 'track', got {self.mode!r}")
 
@@ -75,6 +81,154 @@ def check_count(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+_NO_CHECK = object()  # an annotation the field checks do not understand: the value is left as it is
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of the dataclass fields of ``cls`` (cached; unresolvable ones are left out).
+
+    A field a subclass re-annotates loosely (``cameras: tuple``) keeps the annotation of the class that
+    declared it first (``tuple[CameraConfig, ...]``): a redefinition narrows a default, never the type.
+    """
+    if cls in _HINTS:
+        return _HINTS[cls]
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):  # base classes first: the first declaration wins
+        own = klass.__dict__.get("__annotations__", {})
+        if not own:
+            continue
+        module = sys.modules.get(klass.__module__)
+        namespace = dict(vars(module)) if module is not None else {}
+        for name, ann in own.items():
+            if name in hints:
+                continue
+            if isinstance(ann, str):
+                try:
+                    ann = eval(ann, namespace, dict(vars(klass)))  # noqa: S307 - the class's own annotation
+                except Exception:  # noqa: BLE001 - e.g. a name local to a function: not checked
+                    ann = _NO_CHECK
+            hints[name] = ann
+    fields = {f.name for f in dataclasses.fields(cls)}
+    _HINTS[cls] = {k: v for k, v in hints.items() if k in fields}
+    return _HINTS[cls]
+
+
+def _describe(ann: Any) -> str:
+    """An annotation in words, for error messages."""
+    if ann is bool:
+        return "True or False"
+    if ann is int:
+        return "an int"
+    if ann is float:
+        return "a number (int or float)"
+    if ann is str:
+        return "a str"
+    if ann is type(None):
+        return "None"
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a tuple of {_plural(args[0])}"
+        if all(a == args[0] for a in args):
+            return f"a tuple of {len(args)} {_plural(args[0])}"
+        return f"a tuple of {len(args)} ({', '.join(_short(a) for a in args)})"
+    if ann is tuple:
+        return "a tuple"
+    return f"a {getattr(ann, '__name__', ann)}"
+
+
+def _short(ann: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(ann, getattr(ann, "__name__", str(ann)))
+
+
+def _plural(ann: Any) -> str:
+    return {bool: "bools", int: "ints", float: "numbers", str: "strings"}.get(ann, f"{_short(ann)}s")
+
+
+class _Mismatch(Exception):
+    """A value that does not match its annotation."""
+
+
+def _conform(value: Any, ann: Any) -> Any:
+    """``value`` checked against the annotation ``ann``, numpy scalars made Python ones.
+
+    ``int`` fields take integers (Python or numpy, not bools); ``float`` fields real numbers (ints stay
+    ints, so the hash of a config written with ``1`` is unchanged; not bools); ``bool`` fields bools
+    (numpy too); tuples are checked element by element. Other annotations are isinstance checks, or not
+    checked where they are not a class (``Any``, ``Callable[...]``, ...).
+
+    Raises:
+        _Mismatch: The value does not match.
+    """
+    if ann is _NO_CHECK or ann is Any:
+        return value
+    if ann is bool:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise _Mismatch
+    if ann is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+        raise _Mismatch
+    if ann is float:
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+            return float(value)
+        raise _Mismatch
+    if ann is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin in (typing.Union, types.UnionType):
+        for alternative in args:
+            try:
+                return _conform(value, alternative)
+            except _Mismatch:
+                pass
+        raise _Mismatch
+    if origin is tuple or ann is tuple:
+        if not isinstance(value, tuple):
+            raise _Mismatch
+        if not args:
+            return value
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_conform(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(_conform(v, a) for v, a in zip(value, args))
+    if isinstance(ann, type):
+        if isinstance(value, ann):
+            return value
+        raise _Mismatch
+    return value  # a typing construct the checks do not cover (Callable, Literal, dict[...], ...)
+
+
+def check_fields(obj: Any, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
+    """Check every dataclass field of the frozen ``obj`` against its annotation, normalizing in place.
+
+    Numpy scalars become the Python numbers they equal, so that equal configs have equal hashes.
+
+    Raises:
+        ValueError: ``<prefix><field> must be <what the annotation says>, got <value>``.
+    """
+    for name, ann in _field_hints(type(obj)).items():
+        if name in skip:
+            continue
+        value = getattr(obj, name)
+        try:
+            conformed = _conform(value, ann)
+        except _Mismatch:
+            shown = "" if type(value) in (int, float, bool, str, tuple, type(None)) else f" ({type(value).__name__})"
+            raise ValueError(f"{prefix}{name} must be {_describe(ann)}, got {value!r}{shown}") from None
+        if conformed is not value:
+            object.__setattr__(obj, name, conformed)
+
+
 @dataclass(frozen=True)
 class RenderProfile:
     """CPU render profile: part of the task version because it changes pixels.
@@ -93,6 +247,14 @@ class RenderProfile:
     headlight_diffuse: float = 0.4
     headlight_ambient: float = 0.3
     light_diffuse: float = 0.8
+
+    def __post_init__(self) -> None:
+        check_fields(self, prefix="render_profile.")
+
+
+#: The counts and dimensions of :class:`TaskConfig`, with their minimum.
+COUNT_FIELDS = {"max_episode_steps": 1, "substeps": 1, "frame_stack": 1,
+                "proprio_dim": 0, "privileged_dim": 0, "height_scan_dim": 0}
 
 
 @dataclass(frozen=True)
@@ -131,12 +293,10 @@ class TaskConfig:
     height_scan_dim: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_episode_steps, int) or self.max_episode_steps <= 0:
-            raise ValueError(f"max_episode_steps must be a positive int, got {self.max_episode_steps!r}")
         # checked, and stored as Python numbers (numpy scalars too), so that equal configs have equal hashes
         normalize = object.__setattr__  # the config is frozen
-        for name in ("substeps", "frame_stack"):
-            normalize(self, name, check_count(name, getattr(self, name)))
+        for name, minimum in COUNT_FIELDS.items():
+            normalize(self, name, check_count(name, getattr(self, name), minimum))
         for name in ("image_size", "render_size"):
             size = getattr(self, name)
             if not (isinstance(size, tuple) and len(size) == 2 and all(is_count(x, 8) for x in size)):
@@ -145,6 +305,9 @@ class TaskConfig:
         if not (isinstance(self.timestep, numbers.Real) and math.isfinite(self.timestep) and self.timestep > 0):
             raise ValueError(f"timestep must be a positive number of seconds, got {self.timestep!r}")
         normalize(self, "timestep", float(self.timestep))
+        # every other field (a task config's own too) against its annotation: int, float (ints accepted),
+        # bool, str, tuples of them, nested configs
+        check_fields(self, skip=(*COUNT_FIELDS, "image_size", "render_size", "timestep"))
         names = [c.name for c in self.cameras]
         for cam in (*self.policy_cameras, *((self.render_camera,) if self.render_camera else ())):
             if cam not in names:
@@ -180,3 +343,44 @@ class TaskConfig:
         """A stable hash of the full definition (used in results files)."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_config_class(cls: Any, owner: str = "config_cls") -> None:
+    """Refuse a task config class that would silently lose fields.
+
+    A config class must be a frozen dataclass deriving from :class:`TaskConfig`, and every class between it
+    and ``TaskConfig`` must be decorated itself: an undecorated subclass's annotations (``proprio_dim: int = 4``,
+    new fields) are not fields at all, so they would vanish from ``to_dict``, the hash and the overrides. A
+    class attribute that redefines a field without an annotation (``proprio_dim = 4``) is refused for the
+    same reason. (``TaskConfig.__init_subclass__`` cannot check this: the decorator runs after it.)
+
+    Args:
+        cls: The class to check.
+        owner: What it is, for the messages (``"ReachTask.config_cls"``).
+
+    Raises:
+        TypeError: What is wrong and how to write it instead.
+    """
+    fix = "decorate it with @dataclass(frozen=True)"
+    if not (isinstance(cls, type) and issubclass(cls, TaskConfig)):
+        raise TypeError(f"{owner} must be a subclass of TaskConfig (a @dataclass(frozen=True) class deriving from "
+                        f"visual_robo_bench.TaskConfig), got {getattr(cls, '__name__', cls)!r}")
+    if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{owner} {cls.__name__} is not frozen: {fix}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for klass in cls.__mro__:
+        if klass is TaskConfig or not issubclass(klass, TaskConfig):
+            continue
+        own = klass.__dict__.get("__annotations__", {})
+        declared = klass.__dict__.get("__dataclass_fields__") if "__dataclass_params__" in klass.__dict__ else None
+        if own and declared is None:
+            raise TypeError(f"{owner}: {klass.__name__} is not a dataclass, so its annotated attributes "
+                            f"{sorted(own)} are not config fields (left out of to_dict, the hash and overrides): {fix}")
+        missing = sorted(set(own) - set(declared or ()))
+        if missing:
+            raise TypeError(f"{owner}: {klass.__name__}'s annotated attributes {missing} are not fields: {fix}")
+        shadowing = sorted(name for name in vars(klass) if name in fields and name not in own)
+        if shadowing:
+            raise TypeError(f"{owner}: {klass.__name__} sets {shadowing} without an annotation, which changes no "
+                            f"field: write them as annotated fields, e.g. '{shadowing[0]}: int = ...', in a class "
+                            f"decorated with @dataclass(frozen=True)")

@@ -103,10 +103,13 @@ class BatchSim:
         self._reset_state = self.state[0].copy()
         self._all = np.arange(self.num_envs)
         self._fields: dict[str, np.ndarray] = {}
-        # MuJoCo's per-simulation warning counters, (N, mjNWARNING, 2) [lastinfo, number]: cleared after every
-        # call, so that a nonzero entry means "warned during the last call". (A diverging simulation's automatic
+        # MuJoCo's per-simulation warning counters, (N, mjNWARNING, 2) [lastinfo, number]. A step reports and
+        # clears them, so that a nonzero entry means "warned since the row's last step". A row rewritten whole
+        # (reset, set_state) starts with cleared counters; a forward pass after it (lazy, or a task's own in
+        # initialize_episode) keeps what it raises (a diverging written state, which MuJoCo replaces by its
+        # reset state), so the next step reports it as a physics error. (A diverging simulation's automatic
         # reset clears them itself and counts the warning again, so counts compared across calls stay at 1 and
-        # would miss a second blow-up of the same simulation.)
+        # would miss a second blow-up of the same simulation: hence clearing, not comparing.)
         self._warning = self._batch.warning
         self._stale = np.zeros(self.num_envs, dtype=bool)  # rows whose derived fields predate their state
         self._any_stale = False
@@ -155,8 +158,9 @@ class BatchSim:
 
         Returns:
             Boolean ``(len(env_ids),)`` mask of simulations with a physics error:
-            MuJoCo raised, MuJoCo warned (it resets a diverging simulation and
-            warns) or the state is not finite.
+            MuJoCo raised, MuJoCo warned during this step or during the forward
+            pass of a state written since the last step (it resets a diverging
+            simulation and warns) or the state is not finite.
         """
         # all envs: slices instead of fancy indexing (no copies on the hot path)
         ids = self._all if env_ids is None else np.asarray(env_ids)
@@ -178,18 +182,22 @@ class BatchSim:
         return bad
 
     def forward(self, env_ids: np.ndarray) -> None:
-        """Recompute position/velocity-dependent fields of ``env_ids`` from their state now."""
+        """Recompute position/velocity-dependent fields of ``env_ids`` from their state now.
+
+        A warning it raises (a diverging state, which MuJoCo replaces by its reset state) stays in the
+        counters and is reported as a physics error by the next :meth:`step` of those rows.
+        """
         ids = np.asarray(env_ids)
         if len(ids):
             self._batch.forward(ids, stage=_STAGE_VEL)
-            self._warning[ids] = 0  # a state written from outside: its warnings are not a step's
             self._stale[ids] = False
 
     def invalidate(self, env_ids: np.ndarray) -> None:
         """Mark the derived fields of ``env_ids`` out of date after their state rows were written.
 
         The forward pass runs at the first read of a derived field (:meth:`flush`), once for
-        all marked rows, or never if the next step comes first.
+        all marked rows, or never if the next step comes first. Warnings already raised since
+        the rows' last step are kept (:meth:`reset` and :meth:`set_state` clear them).
         """
         ids = np.asarray(env_ids)
         if len(ids):
@@ -211,6 +219,7 @@ class BatchSim:
         ids = np.asarray(env_ids)
         if len(ids):
             self.state[ids] = self._reset_state
+            self._warning[ids] = 0  # a new state: earlier warnings are not its own
             self.invalidate(ids)
 
     # ------------------------------------------------------------------ state
@@ -219,9 +228,14 @@ class BatchSim:
         return self.state[np.asarray(env_ids)].copy()
 
     def set_state(self, states: np.ndarray, env_ids: Sequence[int]) -> None:
-        """Write ``states`` (row i into ``env_ids[i]``); derived fields follow lazily."""
+        """Write ``states`` (row i into ``env_ids[i]``); derived fields follow lazily.
+
+        The rows' warning counters are cleared (earlier warnings belong to the overwritten state); the
+        forward pass that follows keeps its own, which the next :meth:`step` reports.
+        """
         ids = np.asarray(env_ids)
         self.state[ids] = states
+        self._warning[ids] = 0
         self.invalidate(ids)
 
     def data(self, env_id: int, out: mujoco.MjData | None = None) -> mujoco.MjData:

@@ -27,6 +27,21 @@ from .config import TaskConfig
 from .sim import BatchSim
 
 
+class TaskStateKeyError(KeyError):
+    """A task-state field that ``state_spec()`` did not declare (a ``KeyError`` with a readable message)."""
+
+    def __init__(self, key: str, fields: list[str]) -> None:
+        super().__init__(key)
+        self.key, self.fields = key, fields
+
+    def __str__(self) -> str:
+        hint = ""
+        if self.key in ("prev_action", "prev_action2"):
+            hint = (" (the base Task keeps the action history there: a task's state_spec() must extend "
+                    "super().state_spec(), e.g. return {**super().state_spec(), 'goal': ((2,), np.float64)})")
+        return f"no task-state field {self.key!r}; state_spec() declares {self.fields}{hint}"
+
+
 class TaskState:
     """Per-env task state: named arrays with a leading ``num_envs`` axis.
 
@@ -39,7 +54,10 @@ class TaskState:
         self._arrays = {k: np.zeros((num_envs, *shape), dtype=dtype) for k, (shape, dtype) in spec.items()}
 
     def __getitem__(self, key: str) -> np.ndarray:
-        return self._arrays[key]
+        try:
+            return self._arrays[key]
+        except KeyError:
+            raise TaskStateKeyError(key, sorted(self._arrays)) from None
 
     def __setitem__(self, key: str, value: np.ndarray) -> None:
         self._arrays[key][...] = value
@@ -111,11 +129,18 @@ class Task:
         lo, hi = model.actuator_ctrlrange.T
         self._ctrl_mid, self._ctrl_half = (lo + hi) / 2, (hi - lo) / 2
 
+    def _require_setup(self) -> mujoco.MjModel:
+        """The model :meth:`setup` cached; a task whose ``setup`` skipped the base one is told how to fix it."""
+        if self.model is None or not hasattr(self, "_ctrl_mid"):
+            raise RuntimeError(f"{type(self).__name__}.setup(model) did not run Task.setup: call "
+                               "super().setup(model) first in your setup() (it caches the model and the actuator "
+                               "ranges that action_dim and apply_action use)")
+        return self.model
+
     @property
     def action_dim(self) -> int:
         """Length of the action vector (default: one per actuator)."""
-        assert self.model is not None
-        return self.model.nu
+        return self._require_setup().nu
 
     def state_spec(self) -> dict[str, tuple[tuple[int, ...], Any]]:
         """Per-env task-state fields: name -> (shape, dtype).
@@ -173,3 +198,25 @@ class Task:
         """
         state["prev_action2"][env_ids] = state["prev_action"][env_ids]
         state["prev_action"][env_ids] = action
+
+    def check_metrics(self, metrics: Any) -> None:
+        """Check that ``evaluate``'s metrics are exactly the declared :attr:`metric_names`.
+
+        Cheap (a set comparison): meant for the env's step-output checks, on the ``metrics`` dict of an
+        :class:`Evaluation` (or any iterable of names).
+
+        Raises:
+            ValueError: Names that ``evaluate`` returns but ``metric_names`` does not declare, or the reverse.
+        """
+        names = set(metrics)
+        declared = set(self.metric_names)
+        if names == declared:
+            return
+        extra, missing = sorted(names - declared), sorted(declared - names)
+        parts = []
+        if extra:
+            parts.append(f"returns metrics {extra} that {type(self).__name__}.metric_names does not declare")
+        if missing:
+            parts.append(f"does not return the declared metrics {missing}")
+        raise ValueError(f"{type(self).__name__}.evaluate() {' and '.join(parts)}; metric_names = "
+                         f"{tuple(self.metric_names)!r} must name exactly the keys of Evaluation.metrics")

@@ -94,12 +94,13 @@ class VRBEnv(gym.Env):
         out = self._venv.render()
         return None if out is None else out[0]
 
-    def get_state(self) -> VRBState:
-        """The cloneable state (a batch of one)."""
-        return self._venv.get_state([0])
+    def get_state(self, *, rng: bool = False) -> VRBState:
+        """The cloneable state (a batch of one); ``rng=True`` adds ``np_random``'s state (see
+        :meth:`VRBVectorEnv.get_state`), which :meth:`set_state` then restores into ``np_random`` itself."""
+        return self._venv.get_state([0], rng=rng)
 
     def set_state(self, state: VRBState) -> None:
-        """Restore a state from :meth:`get_state`."""
+        """Restore a state from :meth:`get_state` (checked first: see :meth:`VRBVectorEnv.set_state`)."""
         self._venv.set_state(state, [0])
 
     def close(self) -> None:

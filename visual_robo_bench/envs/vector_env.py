@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from ..core.config import TaskConfig, check_count
 from ..core.sim import BatchSim
-from ..core.task import Task, TaskState
+from ..core.task import Evaluation, Task, TaskState
 from ..registry import get_task
 from ..render.pool import RenderPool
 from ..render.tiled import TiledRenderer, View
@@ -34,15 +34,27 @@ BACKENDS = ("cpu", "warp")
 class VRBState:
     """A batch of cloneable env states (leading axis: the env ids it was taken from).
 
+    What decides an env's future apart from the actions: physics, task state and step counters. Not
+    included by default: the env's random generator, which draws its *next* episode at a reset or an
+    autoreset (``get_state(ids, rng=True)`` adds it), and the frame stacks (``get_frame_stacks``).
+
     Attributes:
-        physics: ``(k, nstate)`` MuJoCo ``mjSTATE_INTEGRATION`` vectors.
-        task: Per-env task state (goals, schedules, previous actions, ...).
-        elapsed: ``(k,)`` episode step counters.
+        physics: ``(k, nstate)`` float64 MuJoCo ``mjSTATE_INTEGRATION`` vectors.
+        task: Per-env task state (goals, schedules, previous actions, ...), ``(k, *shape)`` per field.
+        elapsed: ``(k,)`` integer episode step counters.
+        task_id: The registered id of the env it was taken from (``None``: unlabeled, e.g. rebuilt from
+            a checkpoint's arrays; ``set_state`` then checks shapes and dtypes only).
+        config_hash: ``TaskConfig.hash()`` of that env's config (task overrides included), or ``None``.
+        rng: With ``get_state(..., rng=True)``: each env's generator state (``bit_generator.state``
+            dicts, one per row), which ``set_state`` restores; ``None`` otherwise.
     """
 
     physics: np.ndarray
     task: dict[str, np.ndarray]
     elapsed: np.ndarray
+    task_id: str | None = None
+    config_hash: str | None = None
+    rng: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.physics)
@@ -50,8 +62,27 @@ class VRBState:
     def take(self, rows: np.ndarray) -> "VRBState":
         """The states at ``rows`` (repeats allowed, e.g. to clone one env into many)."""
         rows = np.asarray(rows)
+        rng = None if self.rng is None else [self.rng[int(r)] for r in rows.reshape(-1)]
         return VRBState(self.physics[rows].copy(), {k: v[rows].copy() for k, v in self.task.items()},
-                        self.elapsed[rows].copy())
+                        self.elapsed[rows].copy(), self.task_id, self.config_hash, rng)
+
+
+def _describe(value: Any) -> str:
+    """``value``'s type, dtype and shape for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def _bit_generator_of(state: Any) -> np.random.BitGenerator:
+    """A new bit generator in ``state`` (a ``bit_generator.state`` dict); raises ValueError if it is none."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    cls = getattr(np.random, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, np.random.BitGenerator)):
+        raise ValueError(f"not a numpy bit_generator.state dict: {str(state)[:120]}")
+    bg = cls()
+    bg.state = state  # raises on a malformed state
+    return bg
 
 
 def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
@@ -70,7 +101,7 @@ def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
         default = getattr(cfg, name, None)
         if isinstance(value, dict) and dataclasses.is_dataclass(default):
             changes[name] = dataclasses.replace(default, **value)
-    changes = {k: v for k, v in changes.items() if not hasattr(cfg, k) or getattr(cfg, k) != v}
+    # every value goes through the config's checks, also one equal to its default (True == 1.0, 6.0 == 6)
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -81,6 +112,20 @@ def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
         if str(value).upper().replace("_", "") in (mode.name.replace("_", ""), mode.value.upper()):
             return mode
     raise ValueError(f"autoreset_mode must be one of {[m.name for m in AutoresetMode]}, got {value!r}")
+
+
+_REAL_SCALARS = (int, float, np.integer, np.floating)
+_NDARRAY = np.ndarray  # a module global: one lookup instead of two on the hot path
+
+
+def _column_error(value: Any, n: int, kinds: str = "fiu") -> str | None:
+    """``None`` if ``value`` is a real scalar or an ``(n,)`` array of a dtype kind in ``kinds``, else what it is."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in kinds and (value.shape == (n,) or value.shape == ()):
+            return None
+    elif isinstance(value, _REAL_SCALARS) and not isinstance(value, bool):
+        return None
+    return _describe(value)
 
 
 def _column(values: Any, n: int) -> np.ndarray:
@@ -162,6 +207,7 @@ class VRBVectorEnv(VectorEnv):
         entry = get_task(task_id)
         self.task_id = entry.id
         self.cfg = _resolve_config(entry.config, overrides)
+        self._config_hash = self.cfg.hash()  # labels states (VRBState.config_hash)
         self.num_envs = check_count("num_envs", num_envs)
         for name, value, minimum in (("nthread", nthread, 1), ("render_workers", render_workers, 0),
                                      ("max_episode_steps", max_episode_steps, 1)):
@@ -191,7 +237,11 @@ class VRBVectorEnv(VectorEnv):
 
         self.task: Task = entry.task_cls(self.cfg)
         self.task.max_episode_steps = self.max_episode_steps
+        self._metric_names = frozenset(self.task.metric_names)
         spec = self.task.build_scene()
+        if not isinstance(spec, mujoco.MjSpec):
+            raise TypeError(f"{type(self.task).__name__}.build_scene must return the scene's mujoco.MjSpec (VRB "
+                            f"compiles it), got {type(spec).__name__}")
         #: Where the robot model came from (source, commit, XML hash), for results files.
         self.provenance: dict[str, str] = dict(getattr(self.task, "provenance", None) or {})
         spec.option.timestep = self.cfg.timestep
@@ -203,7 +253,8 @@ class VRBVectorEnv(VectorEnv):
             self.sim = WarpSim(self.model, self.num_envs)
         else:
             self.sim = BatchSim(self.model, self.num_envs, nthread)
-        self.state = TaskState(self.num_envs, self.task.state_spec())
+        self._state_spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in self.task.state_spec().items()}
+        self.state = TaskState(self.num_envs, self._state_spec)
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._all_ids = np.arange(self.num_envs)
         self._done = np.zeros(self.num_envs, dtype=bool)
@@ -240,11 +291,10 @@ class VRBVectorEnv(VectorEnv):
 
         self._build_spaces()
         # every vector the task computes (observation keys or info), for all envs
-        self._vec: dict[str, np.ndarray] = {
-            k: np.zeros((self.num_envs, d), np.float32)
-            for k, d in (("proprio", self.cfg.proprio_dim), ("privileged", self.cfg.privileged_dim),
-                         ("height_scan", self.cfg.height_scan_dim)) if d
-        }
+        self._obs_dims = {k: d for k, d in (("proprio", self.cfg.proprio_dim), ("privileged", self.cfg.privileged_dim),
+                                             ("height_scan", self.cfg.height_scan_dim)) if d}
+        self._vec: dict[str, np.ndarray] = {k: np.zeros((self.num_envs, d), np.float32)
+                                            for k, d in self._obs_dims.items()}
 
     # ------------------------------------------------------------ spaces
     def _policy_view(self, name: str) -> View:
@@ -390,28 +440,119 @@ class VRBVectorEnv(VectorEnv):
             )
         return ids.astype(np.int64, copy=False)
 
-    def get_state(self, env_ids: Any = None) -> VRBState:
-        """Copies of the full cloneable state of ``env_ids`` (default: all)."""
+    def get_state(self, env_ids: Any = None, *, rng: bool = False) -> VRBState:
+        """Copies of the cloneable state of ``env_ids`` (default: all), labeled with the task id and config hash.
+
+        A clone or a restore from it continues bit-identically (physics, rewards, task state) until the
+        env's next episode. That episode is drawn by the env's random generator, which is not part of the
+        state unless ``rng=True``: then ``state.rng`` holds each env's ``bit_generator.state`` and
+        :meth:`set_state` restores it, so later (auto)resets repeat as well (clones then draw identical
+        next episodes). Frame stacks are not included (:meth:`get_frame_stacks`).
+
+        Raises:
+            ValueError: ``env_ids`` malformed, or ``rng=True`` for an env that was never reset.
+        """
         ids = self._env_ids(env_ids)
-        return VRBState(self.sim.get_state(ids), self.state.get(ids), self._elapsed[ids].copy())
+        rngs = None
+        if rng:
+            missing = [int(i) for i in ids if self._rngs[i] is None]
+            if missing:
+                raise ValueError(f"envs {missing} have no random generator yet (never reset): call "
+                                 "reset(seed=...) first, or get_state(ids) without rng=True")
+            rngs = [self._rngs[i].bit_generator.state for i in ids]
+        return VRBState(self.sim.get_state(ids), self.state.get(ids), self._elapsed[ids].copy(),
+                        self.task_id, self._config_hash, rngs)
+
+    def _check_state(self, state: Any, ids: np.ndarray) -> list[np.random.BitGenerator] | None:
+        """Refuse (ValueError) anything :meth:`set_state` could not write whole; returns the new bit generators
+        of ``state.rng`` (checked), if any. Writes nothing."""
+        if not isinstance(state, VRBState):
+            raise TypeError(f"set_state takes a VRBState (from get_state), got {type(state).__name__}; rebuild saved "
+                            "arrays with VRBState(physics, task, elapsed)")
+        k = len(ids)
+        redo = "take it with get_state() of an env made with the same task id and config"
+        if state.task_id is not None and state.task_id != self.task_id:
+            raise ValueError(f"state was taken from a {state.task_id} env, this env is {self.task_id}: states "
+                             f"only move between envs of one task id ({redo})")
+        if state.config_hash is not None and state.config_hash != self._config_hash:
+            raise ValueError(f"state was taken from a {self.task_id} env with another config (hash "
+                             f"{state.config_hash}, this env's is {self._config_hash}): the task overrides given "
+                             f"to gym.make/make_vec differ (e.g. domain_randomization); {redo}")
+        phys, nstate = state.physics, self.sim.nstate
+        if isinstance(phys, np.ndarray) and phys.ndim == 2 and len(phys) != k:
+            raise ValueError(f"state has {len(phys)} rows for {k} env ids")
+        if not (isinstance(phys, np.ndarray) and phys.dtype == np.float64 and phys.shape == (k, nstate)):
+            raise ValueError(f"state.physics must be a float64 array of shape ({k}, {nstate}) (one "
+                             f"mjSTATE_INTEGRATION row of {self.task_id} per env id), got {_describe(phys)}; {redo}")
+        if not np.isfinite(phys.sum()):  # one pass; the per-row check only when something is off
+            bad = ~np.isfinite(phys).all(axis=1)
+            if bad.any():
+                raise ValueError(f"state.physics rows {np.flatnonzero(bad).tolist()} (for envs "
+                                 f"{ids[bad].tolist()}) contain NaN or inf: a blown-up state cannot be restored; "
+                                 "use a state taken before the physics error")
+        task = state.task
+        if not isinstance(task, dict) or task.keys() != self._state_spec.keys():
+            got = sorted(task) if isinstance(task, dict) else type(task).__name__
+            raise ValueError(f"state.task must hold the fields {sorted(self._state_spec)} of {self.task_id}'s task "
+                             f"state, got {got}; {redo}")
+        for name, (shape, dtype) in self._state_spec.items():
+            v = task[name]
+            if not (isinstance(v, np.ndarray) and v.dtype == dtype and v.shape == (k, *shape)):
+                raise ValueError(f"state.task[{name!r}] must be a {dtype} array of shape {(k, *shape)}, got "
+                                 f"{_describe(v)}; {redo}")
+        el = state.elapsed
+        if not (isinstance(el, np.ndarray) and el.dtype.kind in "iu" and el.shape == (k,)):
+            raise ValueError(f"state.elapsed must be an integer array of shape ({k},) (step counters), got "
+                             f"{_describe(el)}")
+        if k and (el.min() < 0 or (self.truncation and el.max() > self.max_episode_steps)):
+            top = f"{self.max_episode_steps} (max_episode_steps)" if self.truncation else "no limit"
+            why = ("step counters are never negative" if el.min() < 0 else
+                   "a state from an env with a longer max_episode_steps cannot be restored here")
+            raise ValueError(f"state.elapsed must lie in [0, {top}], got {el.tolist()}: {why}")
+        if state.rng is None:
+            never = ~self._started[ids]
+            if never.any() and self.autoreset_mode is AutoresetMode.NEXT_STEP:
+                raise ValueError(
+                    f"envs {ids[never].tolist()} were never reset: call reset(seed=...) first (their next "
+                    "episode, started by the autoreset inside step(), draws from the generator that reset "
+                    "seeds), or pass a state taken with get_state(ids, rng=True)")
+            return None
+        if not isinstance(state.rng, (list, tuple)) or len(state.rng) != k:
+            raise ValueError(f"state.rng must be a list of {k} bit_generator.state dicts (get_state(ids, rng=True)), "
+                             f"got {_describe(state.rng)}")
+        return [_bit_generator_of(g) for g in state.rng]
 
     def set_state(self, state: VRBState, env_ids: Any = None) -> None:
         """Write ``state`` row i into ``env_ids[i]`` (repeated rows clone one env into many).
 
-        Clears the done flags of those envs; rendered envs refill their frame stacks.
+        Everything is checked before anything is written (a refused call leaves the env untouched).
+        Clears the done flags of those envs; rendered envs refill their frame stacks. With a state taken
+        with ``rng=True``, the envs' generators continue from the saved ones (each env keeps its own
+        ``Generator`` object where the bit generator type matches, so shared references follow).
 
         Raises:
-            ValueError: ``env_ids`` not distinct env indices, or a row count that differs from theirs.
+            TypeError: ``state`` is not a :class:`VRBState`.
+            ValueError: ``env_ids`` not distinct env indices; a state of another task id or config
+                (``state.task_id``/``config_hash``, when set); physics rows not float64 ``(k, nstate)`` or
+                not finite; task fields or ``elapsed`` not of the exact shapes and dtypes, or ``elapsed``
+                outside ``[0, max_episode_steps]``; envs never reset (with ``NEXT_STEP`` autoreset, unless
+                the state carries generators).
         """
         ids = self._env_ids(env_ids, distinct=True)
-        if len(state) != len(ids):
-            raise ValueError(f"state has {len(state)} rows for {len(ids)} env ids")
+        generators = self._check_state(state, ids)
         self.state.set(state.task, ids)
         self.task.on_state_set(self.sim, self.state, ids)  # per-env model parameters follow the state
         self.sim.set_state(state.physics, ids)
         self._elapsed[ids] = state.elapsed
         self._done[ids] = False
         self._started[ids] = True
+        if generators is not None:
+            for i, bg in zip(ids, generators):
+                g = self._rngs[i]
+                if g is not None and type(g.bit_generator) is type(bg):
+                    g.bit_generator.state = bg.state  # in place: the single env's np_random, agents' references
+                else:
+                    self._rngs[i] = np.random.Generator(bg)
         self._refresh(ids, fill_stack=True)
 
     def get_frame_stacks(self) -> list[np.ndarray]:
@@ -442,12 +583,74 @@ class VRBVectorEnv(VectorEnv):
 
     def _task_obs(self, ids: np.ndarray, cast: bool = True) -> dict[str, np.ndarray]:
         obs = self.task.observe(self.sim, self.state, ids)
-        for k, d in (("proprio", self.cfg.proprio_dim), ("privileged", self.cfg.privileged_dim),
-                     ("height_scan", self.cfg.height_scan_dim)):
-            if d and (k not in obs or obs[k].shape != (len(ids), d)):
-                raise RuntimeError(f"{type(self.task).__name__}.observe returned {k!r} of shape "
-                                   f"{None if k not in obs else obs[k].shape}, declared ({len(ids)}, {d})")
+        dims, n, nd = self._obs_dims, len(ids), _NDARRAY
+        if type(obs) is not dict or len(obs) != len(dims):
+            self._bad_obs(obs, n)
+        for k, d in dims.items():
+            v = obs.get(k)
+            if type(v) is not nd or v.shape != (n, d) or v.dtype.kind != "f":
+                self._bad_obs(obs, n)
         return {k: v.astype(np.float32, copy=False) for k, v in obs.items()} if cast else obs
+
+    def _bad_obs(self, obs: Any, n: int) -> None:
+        """Raise the error that says what is wrong with ``Task.observe``'s output (after the cheap check failed)."""
+        where = f"{type(self.task).__name__}.observe"
+        if not isinstance(obs, dict):
+            raise RuntimeError(f"{where} must return a dict of float arrays {sorted(self._obs_dims)}, got "
+                               f"{_describe(obs)}")
+        extra = sorted(set(obs) - set(self._obs_dims))
+        if extra:
+            raise RuntimeError(f"{where} returned undeclared keys {extra}: it returns exactly "
+                               f"{sorted(self._obs_dims)} (the config's nonzero proprio_dim, privileged_dim, "
+                               "height_scan_dim)")
+        for k, d in self._obs_dims.items():
+            v = obs.get(k)
+            if not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.shape == (n, d)):
+                raise RuntimeError(f"{where} returned {k!r} as "
+                                   f"{'nothing' if k not in obs else _describe(v)}, expected a float array of "
+                                   f"shape ({n}, {d}) (declared ({n}, {d}))")
+
+    def _check_hook_outputs(self, raw: Any, ev: Any, n: int) -> None:
+        """Cheap checks of ``reward_terms`` and ``evaluate`` outputs (a few attribute and shape comparisons per
+        term, no per-element work); :meth:`_bad_hook_output` says what is wrong."""
+        shape, nd = (n,), _NDARRAY
+        if type(raw) is not dict or not isinstance(ev, Evaluation) or type(ev.metrics) is not dict:
+            self._bad_hook_output(raw, ev, n)
+        for v in raw.values():
+            if (type(v) is not nd or v.shape != shape or v.dtype.kind not in "fiu") and _column_error(v, n):
+                self._bad_hook_output(raw, ev, n)
+        for v in ev.metrics.values():
+            if (type(v) is not nd or v.shape != shape or v.dtype.kind not in "fiub") and _column_error(v, n, "fiub"):
+                self._bad_hook_output(raw, ev, n)
+        if ev.metrics.keys() != self._metric_names:
+            self.task.check_metrics(ev.metrics)  # raises: the metrics are not the declared metric_names
+        s, f = ev.success, ev.failure
+        if (type(s) is not nd or type(f) is not nd or s.shape != shape or f.shape != shape
+                or s.dtype.kind != "b" or f.dtype.kind != "b"):
+            self._bad_hook_output(raw, ev, n)
+
+    def _bad_hook_output(self, raw: Any, ev: Any, n: int) -> None:
+        """Raise the error naming the task class, the hook, the term and what was expected."""
+        name = type(self.task).__name__
+        if not isinstance(raw, dict):
+            raise RuntimeError(f"{name}.reward_terms must return a dict of named terms, got {_describe(raw)}")
+        for k, v in raw.items():
+            if _column_error(v, n):
+                raise RuntimeError(f"{name}.reward_terms term {k!r} is {_column_error(v, n)}: expected a real "
+                                   f"scalar or a float/int array of shape ({n},)")
+        if not isinstance(ev, Evaluation):
+            raise RuntimeError(f"{name}.evaluate must return an Evaluation, got {_describe(ev)}")
+        for k in ("success", "failure"):
+            v = getattr(ev, k)
+            if not (isinstance(v, np.ndarray) and v.dtype.kind == "b" and v.shape == (n,)):
+                raise RuntimeError(f"{name}.evaluate Evaluation.{k} is {_describe(v)}: expected a bool array of "
+                                   f"shape ({n},)")
+        if not isinstance(ev.metrics, dict):
+            raise RuntimeError(f"{name}.evaluate Evaluation.metrics must be a dict, got {_describe(ev.metrics)}")
+        for k, v in ev.metrics.items():
+            if _column_error(v, n, "fiub"):
+                raise RuntimeError(f"{name}.evaluate metric {k!r} is {_column_error(v, n, 'fiub')}: expected a "
+                                   f"real scalar or a float/int/bool array of shape ({n},)")
 
     # ------------------------------------------------------------ step
     def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -502,6 +705,7 @@ class VRBVectorEnv(VectorEnv):
         self._elapsed += 1
         raw = self.task.reward_terms(self.sim, self.state, a, ids)
         ev = self.task.evaluate(self.sim, self.state, ids)
+        self._check_hook_outputs(raw, ev, N)
         if bad.any():
             raw = {k: np.where(bad, 0.0, v) for k, v in raw.items()}
         rewards = _column(sum(raw.values()), N)  # the terms' sum, added in their order and dtypes

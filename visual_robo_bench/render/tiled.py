@@ -2,9 +2,11 @@
 
 All images of one call are drawn as tiles of one offscreen framebuffer and read
 back with a single ``mjr_readPixels`` (1.6x faster than a read per frame,
-``rendering.md``). Images are a pure function of the integration state: each
-state row is loaded into a scratch ``MjData`` and only the kinematics needed to
-draw are computed, so rendering never touches the simulations themselves.
+``rendering.md``). Rendering never touches the simulations: each state row is
+loaded into a scratch ``MjData`` and only the kinematics needed to draw are
+computed. Images are a function of the state up to the tile an env is drawn in:
+identical states in different tiles can differ by 1 intensity level in a few
+pixels, and rarely in one edge pixel by more (README, State API).
 """
 
 from __future__ import annotations

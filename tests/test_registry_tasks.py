@@ -776,16 +776,10 @@ def test_a_child_forked_after_rendering_raises_instead_of_hanging():
     assert "REFUSED: cannot render in process" in res.stdout and "vector_kwargs={'context': 'spawn'}" in res.stdout
 
 
-DOC_SECTIONS = ("**Description.**", "**Observations.**", "**Actions.**", "**Reward terms.**", "**Success.**",
-                "**Episode end.**", "**Cameras.**", "**Version history.**")
-
-
 def test_task_docstring_follows_the_template(task_id):
-    doc = visual_robo_bench.get_task(task_id).task_cls.__doc__ or ""
-    positions = [doc.find(s) for s in DOC_SECTIONS]
-    assert all(p >= 0 for p in positions), f"{task_id}: missing {[s for s, p in zip(DOC_SECTIONS, positions) if p < 0]}"
-    assert positions == sorted(positions), f"{task_id}: sections out of order"
-    assert f"v{task_id.rsplit('-v', 1)[1]}" in doc.split("**Version history.**")[1]
+    from visual_robo_bench.checks import docstring_problems
+
+    assert docstring_problems(task_id, visual_robo_bench.get_task(task_id).task_cls.__doc__) == []
 
 
 def _collides(m, a, b) -> bool:

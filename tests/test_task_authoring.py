@@ -49,6 +49,7 @@ XML = """<mujoco><worldbody><body name="b" pos="0 0 0.5"><joint name="s" type="s
 class SlideConfig(TaskConfig):
     max_episode_steps: int = 20
     proprio_dim: int = 2
+    privileged_dim: int = 2
     cameras: tuple = (CameraConfig("cam", pos=(0, -2, 1), lookat=(0, 0, 0.3)),)
     policy_cameras: tuple = ("cam",)
     render_camera: str = "cam"
@@ -76,7 +77,8 @@ class Slide(Task):
         sim.qpos[ids, 0] = [r.uniform(-0.1, 0.1) for r in rngs]
 
     def observe(self, sim, state, ids):
-        return {"proprio": np.stack([sim.qpos[ids, 0], sim.qvel[ids, 0]], 1)}
+        x = np.stack([sim.qpos[ids, 0], sim.qvel[ids, 0]], 1)
+        return {"proprio": x, "privileged": x.copy()}
 
     def reward_terms(self, sim, state, a, ids):
         return {"dist": -np.abs(sim.qpos[ids, 0] - self.cfg.goal)}
@@ -325,6 +327,35 @@ def test_check_metrics_compares_with_metric_names():
     with pytest.raises(ValueError, match=r"does not return the declared metrics \['distance'\]"):
         task.check_metrics({})
     Task.check_metrics(type("NoMetrics", (Slide,), {"metric_names": ()})(SlideConfig()), {})
+
+
+def test_float32_terms_sum_to_the_reward_and_state_mode_needs_privileged_state(registry_snapshot):
+    """The reward is the sum of the float64 terms in info (float32 terms summed first in float32 differed), and
+    obs_mode='state' without privileged state is refused (it declared an empty Box and returned {})."""
+    def terms(self, sim, state, a, ids):
+        x = sim.qpos[ids, 0].astype(np.float32)
+        return {"a": np.float32(0.1) * x, "b": np.float32(1 / 3) + x, "c": x / np.float32(7)}
+
+    @dataclass(frozen=True)
+    class ProprioOnly(SlideConfig):
+        privileged_dim: int = 0
+
+    register_task("Test/SlideF32-v0")(type("SlideF32", (Slide,), {
+        "config_cls": ProprioOnly, "reward_terms": terms,
+        "observe": lambda self, sim, state, ids: {"proprio": np.stack([sim.qpos[ids, 0], sim.qvel[ids, 0]], 1)}}))
+    env = gym.make_vec("Test/SlideF32-v0", num_envs=4, obs_mode="visual", image_size=(16, 16),
+                       render_size=(16, 16))
+    env.reset(seed=0)
+    for _ in range(5):
+        _, reward, _, _, info = env.step(np.full((4, 1), 0.7, np.float32))
+        assert np.array_equal(reward, sum(info["reward_terms"].values()))
+    env.close()
+    with pytest.raises(ValueError, match=r"obs_mode='state' observes the privileged state, which Test/SlideF32-v0 "
+                                         r"does not declare \(privileged_dim=0\): use obs_mode='visual'"):
+        gym.make_vec("Test/SlideF32-v0", num_envs=1, obs_mode="state")
+    with pytest.raises(ValueError, match=r"privileged=True adds the privileged state, which Test/SlideF32-v0 does "
+                                         r"not declare \(privileged_dim=0\): use privileged=False"):
+        gym.make_vec("Test/SlideF32-v0", num_envs=1, privileged=True)
 
 
 def test_the_env_checks_metrics_scene_and_overrides_equal_to_defaults(registry_snapshot):

@@ -378,6 +378,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- check
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the task rules (:func:`visual_robo_bench.checks.check_task`) on a task and print them as a table.
+
+    Returns:
+        0 when every check passed, 1 when one failed (an unknown id or bad arguments: :class:`CLIError`, exit 2).
+    """
+    from .checks import check_task, resolve_obs_mode
+
+    entry = _entry(args.task)
+    if args.steps < 1 or args.num_envs < 1:
+        raise CLIError("--steps and --num-envs must be >= 1", code=2)
+    requested = "visual" if args.pixels else "state"
+    mode, _ = resolve_obs_mode(entry, requested)  # the messages say why when it differs
+    results = check_task(entry.id, steps=args.steps, num_envs=args.num_envs, obs_mode=requested)
+    table = Table(title=f"{entry.id}: {args.steps} steps, batches of {args.num_envs}, obs_mode {mode!r}")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("details", overflow="fold", ratio=1)
+    for r in results:
+        status = "[yellow]skipped[/yellow]" if r.skipped else "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
+        table.add_row(r.name, status, escape(r.message))
+    console.print(table)
+    failed = sum(not r.passed for r in results)
+    if failed:
+        console.print(f"[red]{failed} of {len(results)} checks failed[/red]")
+        return 1
+    console.print(f"[green]all {len(results)} checks passed[/green]")
+    return 0
+
+
 # ------------------------------------------------------------------------- train
 #: The agent of a new ``vrb train`` run without ``--agent``.
 DEFAULT_TRAIN_AGENT = "sdpg"
@@ -502,6 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module", action="append", default=[], metavar="MODULE",
                    help="also check the tasks this package registers (repeatable), e.g. --module their_module")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("check", help="run the rules every task must follow (determinism, batch = single envs, ...)")
+    p.add_argument("task", help="task id, e.g. VRB/Walker-v1 or their_module:Lab/Task-v0")
+    p.add_argument("--steps", type=int, default=20, help="random-action steps per rollout (default 20)")
+    p.add_argument("--num-envs", type=int, default=3, help="envs of the batches (default 3)")
+    p.add_argument("--pixels", action="store_true",
+                   help="also check the images (obs_mode 'visual'; default: privileged vectors only, no rendering)")
+    p.set_defaults(func=cmd_check)
 
     from .cli_eval import add_commands
 

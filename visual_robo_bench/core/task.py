@@ -157,6 +157,10 @@ class Task:
         ``sim`` has already been reset to the model defaults for these ids; write
         ``sim.qpos``/``sim.qvel``/... and the task state. ``rngs[i]`` is env
         ``env_ids[i]``'s generator. No randomness may be drawn anywhere else.
+
+        Derived fields (``sim.xpos``, ``sim.sensordata``, ...) describe the state as it was before
+        this hook's own writes: after writing ``qpos``/``qvel``, call ``sim.forward(env_ids)``
+        before reading a derived field (VRB runs the forward pass for its own writes, lazily).
         """
         raise NotImplementedError
 
@@ -194,7 +198,9 @@ class Task:
     def after_step(self, sim: BatchSim, state: TaskState, action: np.ndarray, env_ids: np.ndarray) -> None:
         """Update the task state once per control step, after the reward.
 
-        The default shifts the action history: a_{t-2} <- a_{t-1} <- a_t.
+        The default shifts the action history: a_{t-2} <- a_{t-1} <- a_t. A hook that writes physics
+        state here (unusual) calls ``sim.forward(env_ids)`` afterwards, so that the observation read
+        next sees derived fields of the new state.
         """
         state["prev_action2"][env_ids] = state["prev_action"][env_ids]
         state["prev_action"][env_ids] = action

@@ -231,6 +231,10 @@ class VRBVectorEnv(VectorEnv):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.obs_mode, self.privileged = obs_mode, bool(privileged) or obs_mode == "state"
+        if self.privileged and not self.cfg.privileged_dim:
+            what = "obs_mode='state' observes" if obs_mode == "state" else "privileged=True adds"
+            raise ValueError(f"{what} the privileged state, which {entry.id} does not declare (privileged_dim=0): "
+                             f"use {'obs_mode=' + repr('visual') if obs_mode == 'state' else 'privileged=False'}")
         self.pixel_layout, self.action_bounds, self.render_mode = pixel_layout, action_bounds, render_mode
         self.max_episode_steps = int(max_episode_steps or self.cfg.max_episode_steps)
         self.truncation = bool(truncation)
@@ -708,9 +712,10 @@ class VRBVectorEnv(VectorEnv):
         self._check_hook_outputs(raw, ev, N)
         if bad.any():
             raw = {k: np.where(bad, 0.0, v) for k, v in raw.items()}
-        rewards = _column(sum(raw.values()), N)  # the terms' sum, added in their order and dtypes
         # new float64 (N,) arrays: never a view of task or physics state (restarted rows are zeroed below)
         terms = {k: _column(v, N) for k, v in raw.items()}
+        # the float64 terms' sum in their order: exactly sum(info["reward_terms"].values()), float32 terms too
+        rewards = _column(sum(terms.values()), N)
         metrics = {k: _column(v, N) for k, v in ev.metrics.items()}
         terminated = ev.failure | bad
         truncated = (self._elapsed >= self.max_episode_steps) & ~terminated if self.truncation else np.zeros(N, bool)

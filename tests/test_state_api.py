@@ -244,10 +244,21 @@ def test_labels_travel_with_take_pickle_and_unlabeled_states_still_load():
     assert (clones.task_id, clones.config_hash) == (st.task_id, st.config_hash)
     env.set_state(pickle.loads(pickle.dumps(clones)), [1, 2])
     np.testing.assert_array_equal(env.get_state().physics, np.repeat(st.physics, 3, axis=0))
-    # checkpoints rebuild states from their arrays (no labels): shapes and dtypes are still checked
-    env.set_state(VRBState(st.physics, st.task, st.elapsed), [1])
+    # checkpoints keep the labels (to_dict / from_dict); older ones without labels still load, checked for
+    # shapes and dtypes only
+    saved = pickle.loads(pickle.dumps(st.to_dict()))
+    assert (saved["task_id"], saved["config_hash"]) == (WALKER, env.cfg.hash()) and "rng" not in saved
+    env.set_state(VRBState.from_dict(saved), [1])
+    other = VRBState.from_dict({**saved, "config_hash": "0" * 16})
+    with pytest.raises(ValueError, match="another config"):
+        env.set_state(other, [1])
+    old = {k: saved[k] for k in ("physics", "task", "elapsed")}
+    assert VRBState.from_dict(old).task_id is None
+    env.set_state(VRBState.from_dict(old), [1])
     with pytest.raises(ValueError, match="float64"):
         env.set_state(VRBState(st.physics.astype(np.float32), st.task, st.elapsed), [1])
+    with_rng = env.get_state([0], rng=True)
+    assert VRBState.from_dict(with_rng.to_dict()).rng == with_rng.rng
     env.close()
 
 

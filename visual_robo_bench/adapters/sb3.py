@@ -94,8 +94,7 @@ class SB3VecEnv(VecEnv):
         venv = self.venv
         st = venv.get_state()
         rngs = [venv.get_rng(i) for i in range(self.num_envs)]
-        return {"physics": st.physics, "task": st.task, "elapsed": st.elapsed,
-                "frame_stacks": venv.get_frame_stacks(),
+        return {**st.to_dict(), "frame_stacks": venv.get_frame_stacks(),
                 "rngs": [None if g is None else g.bit_generator.state for g in rngs],
                 "ep_return": self._ep_return.copy(), "ep_length": self._ep_length.copy()}
 
@@ -104,7 +103,7 @@ class SB3VecEnv(VecEnv):
         from ..envs.vector_env import VRBState
 
         venv = self.venv
-        venv.set_state(VRBState(data["physics"], data["task"], data["elapsed"]))
+        venv.set_state(VRBState.from_dict(data))
         venv.set_frame_stacks(data["frame_stacks"])
         for i, state in enumerate(data["rngs"]):
             if state is not None:

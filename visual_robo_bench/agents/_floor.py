@@ -128,7 +128,7 @@ class FloorLearner:
         return {"format_version": FORMAT_VERSION, "agent": self.KIND, "kind": "checkpoint", "task": self.cfg.task,
                 "config": self.cfg.to_dict(), "rng": self.rng.bit_generator.state,
                 "env_rngs": [g.bit_generator.state for g in self.env_rngs],
-                "env_state": {"physics": st.physics, "task": st.task, "elapsed": st.elapsed},
+                "env_state": st.to_dict(),
                 "counters": {"epoch": self.epoch, "env_steps": self.env_steps, "train_time": self.train_time,
                              "total_episodes": self.total_episodes},
                 "episodes": {"ep_return": self.ep_return.copy(), "ep_length": self.ep_length.copy(),
@@ -139,7 +139,7 @@ class FloorLearner:
         from ..envs.vector_env import VRBState
 
         es = ck["env_state"]
-        self.env.set_state(VRBState(es["physics"], es["task"], es["elapsed"]))
+        self.env.set_state(VRBState.from_dict(es))
         for g, s in zip(self.env_rngs, ck["env_rngs"]):  # after set_state: restore the streams last
             g.bit_generator.state = s
         self.rng.bit_generator.state = ck["rng"]

@@ -592,7 +592,7 @@ class Distill:
             st = self.env.get_state()
             student_phase = {
                 "rng": self.rng.bit_generator.state, "env_rngs": [g.bit_generator.state for g in self.env_rngs],
-                "env_state": {"physics": st.physics, "task": st.task, "elapsed": st.elapsed},
+                "env_state": st.to_dict(),
                 "frame_stacks": self.env.get_frame_stacks(), "obs": {k: v.copy() for k, v in self.obs.items()},
                 "ep": {"return": self.ep_return.copy(), "length": self.ep_length.copy(),
                        "success": self.ep_success.copy(), "teacher_steps": self.ep_teacher_steps.copy()},
@@ -658,7 +658,7 @@ class Distill:
         self.dataset.load_state_dict(torch.load(dataset_path, map_location="cpu", mmap=True, weights_only=True))
         self.rng.bit_generator.state = sp["rng"]
         es = sp["env_state"]
-        self.env.set_state(VRBState(es["physics"], es["task"], es["elapsed"]))
+        self.env.set_state(VRBState.from_dict(es))
         for g, s in zip(self.env_rngs, sp["env_rngs"]):  # after set_state: restore the streams last
             g.bit_generator.state = s
         self.env.set_frame_stacks(sp["frame_stacks"])

@@ -682,7 +682,7 @@ class DrQv2:
             "critic_opt": self.critic_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
             "rms": None if self.rms is None else self.rms.state_dict(),
             "torch_gen": self.gen.get_state(), "env_rngs": [g.bit_generator.state for g in self.env_rngs],
-            "env_state": {"physics": st.physics, "task": st.task, "elapsed": st.elapsed},
+            "env_state": st.to_dict(),
             # set_state refills a frame stack with the current frame; exact resume needs the real history
             "frame_stacks": self.env.get_frame_stacks(), "obs": {k: v.copy() for k, v in self.obs.items()},
             "buffer": self.buffer.state_dict(),
@@ -708,7 +708,7 @@ class DrQv2:
             self.rms.load_state_dict(ck["rms"])
         self.gen.set_state(ck["torch_gen"])
         es = ck["env_state"]
-        self.env.set_state(VRBState(es["physics"], es["task"], es["elapsed"]))
+        self.env.set_state(VRBState.from_dict(es))
         for g, s in zip(self.env_rngs, ck["env_rngs"]):  # after set_state: restore the streams last
             g.bit_generator.state = s
         self.env.set_frame_stacks(ck["frame_stacks"])

@@ -794,7 +794,7 @@ class SDPG:
             "rms": {k: r.state_dict() for k, r in self.rms.items()},
             "rng": self.rng.bit_generator.state, "env_rngs": [g.bit_generator.state for g in self.env_rngs],
             "torch_rng": torch.get_rng_state(),
-            "env_state": {"physics": st.physics, "task": st.task, "elapsed": st.elapsed},
+            "env_state": st.to_dict(),
             "frame_stacks": self._frame_stacks(), "obs": {k: v.copy() for k, v in self.obs.items()},
             "counters": {"epoch": self.epoch, "env_steps": self.env_steps, "frames": self.frames,
                          "train_time": self.train_time, "total_episodes": self.total_episodes},
@@ -820,7 +820,7 @@ class SDPG:
             r.load_state_dict(ck["rms"][k])
         self.rng.bit_generator.state = ck["rng"]
         es = ck["env_state"]
-        self.env.set_state(VRBState(es["physics"], es["task"], es["elapsed"]))
+        self.env.set_state(VRBState.from_dict(es))
         for g, s in zip(self.env_rngs, ck["env_rngs"]):  # after set_state: restore the streams last
             g.bit_generator.state = s
         torch.set_rng_state(ck["torch_rng"])

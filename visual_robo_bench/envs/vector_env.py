@@ -59,6 +59,20 @@ class VRBState:
     def __len__(self) -> int:
         return len(self.physics)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The arrays and labels as a plain dict (e.g. in a checkpoint); :meth:`from_dict` restores it."""
+        d = {"physics": self.physics, "task": self.task, "elapsed": self.elapsed, "task_id": self.task_id,
+             "config_hash": self.config_hash}
+        if self.rng is not None:
+            d["rng"] = self.rng
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VRBState":
+        """A state from :meth:`to_dict`'s dict (other keys are ignored; a dict without labels, as older
+        checkpoints hold, gives an unlabeled state, whose shapes and dtypes ``set_state`` still checks)."""
+        return cls(d["physics"], d["task"], d["elapsed"], d.get("task_id"), d.get("config_hash"), d.get("rng"))
+
     def take(self, rows: np.ndarray) -> "VRBState":
         """The states at ``rows`` (repeats allowed, e.g. to clone one env into many)."""
         rows = np.asarray(rows)

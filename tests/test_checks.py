@@ -13,80 +13,12 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from vrb_helpers import slide_task_module
 
 from visual_robo_bench import register_task, registry
 from visual_robo_bench.checks import CHECKS, DOC_SECTIONS, check_task, docstring_problems
 
-LAB_SOURCE = '''
-from dataclasses import dataclass
-
-import mujoco
-import numpy as np
-
-from visual_robo_bench import CameraConfig, Evaluation, Task, TaskConfig, register_task
-from visual_robo_bench.core import scene
-
-XML = """<mujoco><worldbody><body name="b" pos="0 0 0.5"><joint name="s" type="slide" axis="1 0 0"/>
-<geom type="box" size=".1 .1 .1"/></body></worldbody><actuator><motor joint="s" ctrlrange="-1 1"/></actuator></mujoco>"""
-
-
-@dataclass(frozen=True)
-class LabConfig(TaskConfig):
-    max_episode_steps: int = 50
-    proprio_dim: int = 2
-    privileged_dim: int = 3
-    image_size: tuple = (16, 16)
-    render_size: tuple = (16, 16)
-    cameras: tuple = (CameraConfig("cam", pos=(0, -2, 1), lookat=(0, 0, 0.3)),)
-    policy_cameras: tuple = ("cam",)
-    render_camera: str = "cam"
-    goal: float = 0.5
-
-
-@register_task("ChecksLab/Slide-v0")
-class LabSlide(Task):
-    """A box slides to x = 0.5 (a third-party task for tests/test_checks.py).
-
-    **Description.** A box on a rail, pushed by a motor, slides to x = 0.5.
-
-    **Observations.** ``proprio``: position and velocity; ``privileged``: those and the distance to the goal.
-
-    **Actions.** The motor's force.
-
-    **Reward terms.** ``dist``: minus the distance to the goal.
-
-    **Success.** Within 5 cm of the goal.
-
-    **Episode end.** 50 steps.
-
-    **Cameras.** ``cam``: the rail from the side.
-
-    **Version history.** v0: first version.
-    """
-
-    config_cls = LabConfig
-    metric_names = ("distance",)
-
-    def build_scene(self):
-        spec = mujoco.MjSpec.from_string(XML)
-        scene.add_floor(spec)
-        scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
-        return spec
-
-    def initialize_episode(self, sim, state, ids, rngs):
-        sim.qpos[ids, 0] = [r.uniform(-0.1, 0.1) for r in rngs]
-
-    def observe(self, sim, state, ids):
-        x, v = sim.qpos[ids, 0], sim.qvel[ids, 0]
-        return {"proprio": np.stack([x, v], 1), "privileged": np.stack([x, v, x - self.cfg.goal], 1)}
-
-    def reward_terms(self, sim, state, a, ids):
-        return {"dist": -np.abs(sim.qpos[ids, 0] - self.cfg.goal)}
-
-    def evaluate(self, sim, state, ids):
-        d = np.abs(sim.qpos[ids, 0] - self.cfg.goal)
-        return Evaluation(d < 0.05, np.zeros(len(ids), bool), {"distance": d})
-'''
+LAB_SOURCE = slide_task_module("ChecksLab/Slide-v0")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
+from vrb_helpers import slide_task_module
 
 import visual_robo_bench
 from visual_robo_bench.envs import VRBVectorEnv
@@ -571,52 +572,7 @@ def test_string_entry_point_without_import():
     assert "ok" in res.stdout
 
 
-THIRD_PARTY_TASK = '''
-from dataclasses import dataclass
-
-import mujoco
-import numpy as np
-
-from visual_robo_bench import CameraConfig, Evaluation, Task, TaskConfig, register_task
-from visual_robo_bench.core import scene
-
-XML = """<mujoco><worldbody><body name="b" pos="0 0 0.5"><joint name="s" type="slide" axis="1 0 0"/>
-<geom type="box" size=".1 .1 .1"/></body></worldbody><actuator><motor joint="s" ctrlrange="-1 1"/></actuator></mujoco>"""
-
-
-@dataclass(frozen=True)
-class ReachConfig(TaskConfig):
-    max_episode_steps: int = 20
-    proprio_dim: int = 2  # no privileged state: privileged_dim stays 0
-    cameras: tuple = (CameraConfig("cam", pos=(0, -2, 1), lookat=(0, 0, 0.3)),)
-    policy_cameras: tuple = ("cam",)
-    render_camera: str = "cam"
-
-
-@register_task("MyLab/Reach-v0")
-class Reach(Task):
-    """A box slides to x = 0.5."""
-
-    config_cls = ReachConfig
-
-    def build_scene(self):
-        spec = mujoco.MjSpec.from_string(XML)
-        scene.add_floor(spec)
-        scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
-        return spec
-
-    def initialize_episode(self, sim, state, ids, rngs):
-        sim.qpos[ids, 0] = [r.uniform(-0.1, 0.1) for r in rngs]
-
-    def observe(self, sim, state, ids):
-        return {"proprio": np.stack([sim.qpos[ids, 0], sim.qvel[ids, 0]], 1)}
-
-    def reward_terms(self, sim, state, a, ids):
-        return {"dist": -np.abs(sim.qpos[ids, 0] - 0.5)}
-
-    def evaluate(self, sim, state, ids):
-        return Evaluation(np.abs(sim.qpos[ids, 0] - 0.5) < 0.05, np.zeros(len(ids), bool))
-'''
+THIRD_PARTY_TASK = slide_task_module("MyLab/Reach-v0", privileged_dim=0)  # no privileged state
 
 
 def test_third_party_package_registers_its_own_task(tmp_path):

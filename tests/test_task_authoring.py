@@ -15,6 +15,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+from vrb_helpers import slide_task_module
 
 import visual_robo_bench
 from visual_robo_bench import CameraConfig, Evaluation, RenderProfile, Task, TaskConfig, TaskState, register_task
@@ -393,53 +394,7 @@ def test_unknown_third_party_id_says_to_import_its_package(capsys):
         visual_robo_bench.get_task("VRB/Walkr-v0")
 
 
-LAB_SOURCE = """
-from dataclasses import dataclass
-
-import mujoco
-import numpy as np
-
-from visual_robo_bench import CameraConfig, Evaluation, Task, TaskConfig, register_task
-from visual_robo_bench.core import scene
-
-XML = \"\"\"XMLTEXT\"\"\"
-
-
-@dataclass(frozen=True)
-class LabConfig(TaskConfig):
-    max_episode_steps: int = 20
-    proprio_dim: int = 2
-    image_size: tuple = (16, 16)
-    cameras: tuple = (CameraConfig("cam", pos=(0, -2, 1), lookat=(0, 0, 0.3)),)
-    policy_cameras: tuple = ("cam",)
-    render_camera: str = "cam"
-    render_size: tuple = (16, 16)
-
-
-@register_task("AuthoringLab/Slide-v0")
-class LabSlide(Task):
-    \"\"\"A box slides to x = 0.5 (registered by a third-party package).\"\"\"
-
-    config_cls = LabConfig
-
-    def build_scene(self):
-        spec = mujoco.MjSpec.from_string(XML)
-        scene.add_floor(spec)
-        scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
-        return spec
-
-    def initialize_episode(self, sim, state, ids, rngs):
-        pass
-
-    def observe(self, sim, state, ids):
-        return {"proprio": np.stack([sim.qpos[ids, 0], sim.qvel[ids, 0]], 1)}
-
-    def reward_terms(self, sim, state, a, ids):
-        return {"dist": -np.abs(sim.qpos[ids, 0] - 0.5)}
-
-    def evaluate(self, sim, state, ids):
-        return Evaluation(np.zeros(len(ids), bool), np.zeros(len(ids), bool))
-""".replace("XMLTEXT", XML)
+LAB_SOURCE = slide_task_module("AuthoringLab/Slide-v0", privileged_dim=0)
 
 
 def test_vrb_list_and_doctor_take_module(tmp_path, monkeypatch, capsys, registry_snapshot):

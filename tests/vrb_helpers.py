@@ -103,3 +103,89 @@ def write_seeded_agents(directory, module: str, values: dict[int, float]) -> str
         "    def act(self, obs):\n"
         "        return np.full((len(obs['proprio']), self.a), self.value, np.float32)\n" + factories)
     return module
+
+
+_SLIDE_TASK_MODULE = '''
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from visual_robo_bench import CameraConfig, Evaluation, Task, TaskConfig, register_task
+from visual_robo_bench.core import scene
+
+XML = """<mujoco><worldbody><body name="b" pos="0 0 0.5"><joint name="s" type="slide" axis="1 0 0"/>
+<geom type="box" size=".1 .1 .1"/></body></worldbody><actuator><motor joint="s" ctrlrange="-1 1"/></actuator></mujoco>"""
+
+
+@dataclass(frozen=True)
+class LabConfig(TaskConfig):
+    max_episode_steps: int = 50
+    proprio_dim: int = 2
+    privileged_dim: int = PRIVILEGED_DIM
+    image_size: tuple = (16, 16)
+    render_size: tuple = (16, 16)
+    cameras: tuple = (CameraConfig("cam", pos=(0, -2, 1), lookat=(0, 0, 0.3)),)
+    policy_cameras: tuple = ("cam",)
+    render_camera: str = "cam"
+    goal: float = 0.5
+
+
+@register_task("TASK_ID")
+class LabSlide(Task):
+    """A box slides to x = 0.5 (a third-party package's task, for the tests).
+
+    **Description.** A box on a rail, pushed by a motor, slides to x = 0.5.
+
+    **Observations.** ``proprio``: position and velocity; ``privileged``: those and the distance to the goal.
+
+    **Actions.** The motor's force.
+
+    **Reward terms.** ``dist``: minus the distance to the goal.
+
+    **Success.** Within 5 cm of the goal.
+
+    **Episode end.** 50 steps.
+
+    **Cameras.** ``cam``: the rail from the side.
+
+    **Version history.** v0: first version.
+    """
+
+    config_cls = LabConfig
+    metric_names = ("distance",)
+
+    def build_scene(self):
+        spec = mujoco.MjSpec.from_string(XML)
+        scene.add_floor(spec)
+        scene.finish_scene(spec, self.cfg.cameras, self.cfg.render_profile)
+        return spec
+
+    def initialize_episode(self, sim, state, ids, rngs):
+        sim.qpos[ids, 0] = [r.uniform(-0.1, 0.1) for r in rngs]
+
+    def observe(self, sim, state, ids):
+        x, v = sim.qpos[ids, 0], sim.qvel[ids, 0]
+        obs = {"proprio": np.stack([x, v], 1)}
+        if self.cfg.privileged_dim:
+            obs["privileged"] = np.stack([x, v, x - self.cfg.goal], 1)
+        return obs
+
+    def reward_terms(self, sim, state, a, ids):
+        return {"dist": -np.abs(sim.qpos[ids, 0] - self.cfg.goal)}
+
+    def evaluate(self, sim, state, ids):
+        d = np.abs(sim.qpos[ids, 0] - self.cfg.goal)
+        return Evaluation(d < 0.05, np.zeros(len(ids), bool), {"distance": d})
+'''
+
+
+def slide_task_module(task_id: str, privileged_dim: int = 3) -> str:
+    """The source of a third-party package's task module that registers ``task_id`` (``LabConfig``, ``LabSlide``):
+    a box on a rail slides to x = 0.5; its docstring follows the template.
+
+    Args:
+        task_id: The id it registers, e.g. ``"MyLab/Reach-v0"``.
+        privileged_dim: 3 (position, velocity, distance to the goal), or 0 for a task without privileged state.
+    """
+    return _SLIDE_TASK_MODULE.replace("TASK_ID", task_id).replace("PRIVILEGED_DIM", str(privileged_dim))

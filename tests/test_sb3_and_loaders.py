@@ -82,7 +82,8 @@ def test_adapter_renders_one_tiled_frame_and_refuses_a_wrapped_env():
     native.close()
 
 
-def test_ppo_trains_end_to_end_and_zip_loads(tmp_path):
+def test_ppo_trains_end_to_end_and_zip_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-log"))  # SB3's default logger made a folder in /tmp
     env = VecCheckNan(make_sb3_env("VRB/Walker-v1", 2, **SMALL), raise_exception=True)
     model = sb3.PPO("MultiInputPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.learn(64)

@@ -388,11 +388,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .checks import check_task, resolve_obs_mode
 
     entry = _entry(args.task)
-    if args.steps < 1 or args.num_envs < 1:
-        raise CLIError("--steps and --num-envs must be >= 1", code=2)
     requested = "visual" if args.pixels else "state"
     mode, _ = resolve_obs_mode(entry, requested)  # the messages say why when it differs
-    results = check_task(entry.id, steps=args.steps, num_envs=args.num_envs, obs_mode=requested)
+    try:
+        results = check_task(entry.id, steps=args.steps, num_envs=args.num_envs, obs_mode=requested)
+    except ValueError as err:  # --steps or --num-envs below 1
+        raise CLIError(str(err), code=2) from None
     table = Table(title=f"{entry.id}: {args.steps} steps, batches of {args.num_envs}, obs_mode {mode!r}")
     table.add_column("check", no_wrap=True)
     table.add_column("result", no_wrap=True)

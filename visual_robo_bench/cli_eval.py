@@ -86,12 +86,12 @@ def _refuse_existing(path: str | None, flag: str, force: bool) -> None:
 def _policy_spec(spec: str) -> bool:
     """Whether ``spec`` names a policy ``vrb verify --policy`` can load again: a file or a ``module:factory``.
 
-    Mirrors :func:`~.evaluation.protocol.load_agent`: an existing file, else ``module:factory`` (a colon, and
-    not a policy file's suffix). The built-in ``random`` and ``zero`` are not recorded.
+    As :func:`~.evaluation.protocol.load_agent` tells them apart: an existing file, else a ``module:factory``
+    path (:func:`~.evaluation.protocol.is_factory_spec`). The built-in ``random`` and ``zero`` are not recorded.
     """
-    if Path(spec).exists():
-        return True
-    return ":" in spec and not spec.endswith((".zip", ".onnx", ".pt", ".pth"))
+    from .evaluation.protocol import is_factory_spec
+
+    return Path(spec).exists() or is_factory_spec(spec)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -259,13 +259,14 @@ class Leaderboard:
             ResultsError: Naming the repeated run or the missing budget.
         """
         floor = self.floor(name, doc)
+        runs, keys = doc["runs"], [_episode_key(run) for run in doc["runs"]]
         if not (floor and floor.get("deterministic")):
-            for i, run in enumerate(doc["runs"]):
-                j = next((j for j in range(i) if _same_episodes(doc["runs"][j], run)), None)
+            for i, run in enumerate(runs):
+                j = next((j for j in range(i) if keys[j] == keys[i] and _same_returns(runs[j], run)), None)
                 if j is not None:
                     raise ResultsError(
                         f"runs/{i} ({run['env_id']}, training seed {run['training_seed']}) has "
-                        f"the same episodes as runs/{j} (training seed {doc['runs'][j]['training_seed']}): one "
+                        f"the same episodes as runs/{j} (training seed {runs[j]['training_seed']}): one "
                         "policy was evaluated for several training seeds. Evaluate each training run's own policy, "
                         "e.g. vrb evaluate --agent 'runs/mine-s{seed}/policy.pt' --training-seed 0 --training-seed 1 "
                         "--training-seed 2")
@@ -275,9 +276,9 @@ class Leaderboard:
         for other_name, other in others.items():
             for run in other["runs"]:
                 index.setdefault(_episode_key(run), []).append((other_name, run))
-        for i, run in enumerate(doc["runs"]):
-            for other_name, theirs in index.get(_episode_key(run), []):
-                if _same_episodes(run, theirs):
+        for i, run in enumerate(runs):
+            for other_name, theirs in index.get(keys[i], []):
+                if _same_returns(run, theirs):
                     raise ResultsError(
                         f"duplicate: runs/{i} ({run['env_id']}, training seed {run['training_seed']}) has the same "
                         f"per-episode data as a run of the accepted submission {other_name!r} (training seed "
@@ -391,14 +392,10 @@ def _episode_key(run: dict[str, Any]) -> tuple[Any, ...]:
                                          e["terminated"]) for e in run["episodes"])))
 
 
-def _same_episodes(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether runs ``a`` and ``b`` hold the same episodes (not their training seeds).
-
-    Seeds, lengths, successes and terminations must be equal; returns equal within :data:`DUPLICATE_TOLERANCE`
-    (``numpy.isclose`` with it as ``rtol`` and ``atol``), so float noise added to a copy still makes a duplicate.
-    """
-    if _episode_key(a) != _episode_key(b):
-        return False
+def _same_returns(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether runs ``a`` and ``b``, of equal :func:`_episode_key`, hold the same episodes: their returns, seed by
+    seed, equal within :data:`DUPLICATE_TOLERANCE` (``numpy.isclose`` with it as ``rtol`` and ``atol``), so that
+    float noise added to a copy still makes a duplicate."""
     ra = [e["return"] for e in sorted(a["episodes"], key=lambda e: e["seed"])]
     rb = [e["return"] for e in sorted(b["episodes"], key=lambda e: e["seed"])]
     return bool(np.allclose(ra, rb, rtol=DUPLICATE_TOLERANCE, atol=DUPLICATE_TOLERANCE))
@@ -480,12 +477,12 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
     levels = {t: refs[t] if t in refs and refs[t].get("task_hash") in (None, task_hash(t)) else None for t in tasks}
     for name, doc in subs.items():
         agg = aggregates(doc)
+        tier = "verified" if _record_matches(verified.get(name), doc) else "reported"  # one digest per entry
         for t, a in agg.items():
             runs = a["runs"]
             ret = np.array([r["return"] for r in runs])
             per_task[t].append({
-                "name": name, "agent": doc["agent"]["name"],
-                "tier": "verified" if _record_matches(verified.get(name), doc) else "reported",
+                "name": name, "agent": doc["agent"]["name"], "tier": tier,
                 "seeds": len(runs), "success_once": a["success_once"], "success_at_end": a["success_at_end"],
                 "return": float(ret.mean()), "return_ci": _bootstrap_ci(ret, cfg["bootstrap_reps"]),
                 "normalized": normalized(float(ret.mean()), levels[t]),

@@ -271,12 +271,18 @@ def load_agent(spec: Any, env: Any) -> Any:
         if suffix == ".onnx":
             return OnnxAgent(spec, env.single_observation_space)
         return _load_torch_file(spec, env)
-    if ":" in spec and not spec.endswith((".zip", ".onnx", ".pt", ".pth")):
+    if is_factory_spec(spec):
         agent = _from_factory(spec, env)
         if not hasattr(agent, "act"):
             raise AgentLoadError(f"{spec!r} returned {type(agent).__name__}, which has no act(obs) method")
         return agent
     raise AgentLoadError(f"agent {spec!r}: no such file, and not 'random', 'zero' or a module:factory path")
+
+
+def is_factory_spec(spec: str) -> bool:
+    """Whether an agent spec that names no existing file is a ``module:factory`` path for :func:`load_agent`
+    (a colon, and not a policy file's suffix)."""
+    return ":" in spec and not spec.endswith((".zip", ".onnx", ".pt", ".pth"))
 
 
 def _load_torch_file(spec: str, env: Any) -> Any:

@@ -20,6 +20,7 @@ predicate for the hand task (22), the Allegro goal ghost inside the policy image
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mujoco
@@ -317,9 +318,15 @@ def modify_aloha(spec: mujoco.MjSpec, condim: int = ALOHA_CONDIM,
 
 def camera_from_quat(name: str, pos, quat, fovy: float, body: str | None = None,
                      geomgroups: tuple[int, ...] = (0, 1, 2)) -> CameraConfig:
-    """A :class:`CameraConfig` for a MuJoCo camera pose given as position and quaternion."""
+    """A :class:`CameraConfig` for a MuJoCo camera pose given as position and quaternion.
+
+    The values enter the task's config and so its hash: they are computed the same on every machine. The
+    quaternion's norm is a correctly rounded sum (``math.fsum``), not ``np.linalg.norm``, whose BLAS kernel
+    differs between CPUs (it moved AlohaInsertion-v0's hash on an Intel machine by one bit of one value).
+    """
+    norm = math.sqrt(math.fsum(float(x) * float(x) for x in quat))
     R = np.zeros(9)
-    mujoco.mju_quat2Mat(R, np.asarray(quat, float) / np.linalg.norm(quat))
+    mujoco.mju_quat2Mat(R, np.array([float(x) / norm for x in quat]))
     R = R.reshape(3, 3)
     lookat = np.asarray(pos, float) - R[:, 2] * 0.1  # MuJoCo cameras look along their -z axis
     return CameraConfig(name, pos=tuple(float(x) for x in pos), lookat=tuple(float(x) for x in lookat),

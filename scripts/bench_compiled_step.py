@@ -50,7 +50,7 @@ _STAGE_VEL = int(mujoco.mjtStage.mjSTAGE_VEL)
 BARE = "bare `mujoco.batch` loop"
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _apply_action(a, state, ctrl_cols, mid, half):  # pragma: no cover - compiled
     """Controls from actions in [-1, 1] (the default ``apply_action``); the first env with a value outside, or -1."""
     n, m = a.shape
@@ -65,7 +65,7 @@ def _apply_action(a, state, ctrl_cols, mid, half):  # pragma: no cover - compile
     return -1
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _walker_step(a, state, warning, raised, restarted, cols, weights, x0, elapsed, max_steps, prev, prev2,
                  fout, bout):  # pragma: no cover - compiled
     """Everything of ``VRBVectorEnv.step`` for the Walker tasks after the physics call, envs that restart aside.
@@ -114,7 +114,7 @@ def _walker_step(a, state, warning, raised, restarted, cols, weights, x0, elapse
     warning[:] = 0
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _observe(state, proprio_cols, privileged_cols, proprio, privileged):  # pragma: no cover - compiled
     for i in range(state.shape[0]):
         for c in range(proprio_cols.shape[0]):

@@ -60,12 +60,11 @@ def main() -> None:
     parser.add_argument("--no-env", action="store_true", help="skip the full env-step rows")
     args = parser.parse_args()
 
-    import warp as wp
-
-    from visual_robo_bench.core.warp_sim import default_device
+    from visual_robo_bench.core.warp_sim import default_device, import_warp
     from visual_robo_bench.render.tiled import TiledRenderer, View
     from visual_robo_bench.render.warp_render import WarpRenderer
 
+    wp, _ = import_warp()  # Warp's informational logs off, as in the envs
     device = wp.get_device(args.device or default_device())
     if args.device:
         import os

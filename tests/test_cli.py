@@ -168,6 +168,20 @@ def test_evaluate_table_is_not_truncated_when_piped(tmp_path):
     assert "success_at_end" in proc.stdout and "official" in proc.stdout
 
 
+@pytest.mark.parametrize("module", ["visual_robo_bench", "visual_robo_bench.cli"])
+def test_python_dash_m_reports_errors_like_vrb(module, tmp_path):
+    """``python -m visual_robo_bench[.cli]`` is ``vrb``: a command's error is one line and exit code 2, not a
+    traceback (``-m visual_robo_bench.cli`` used to run a second copy of the module, whose ``main`` did not
+    catch the ``CLIError`` raised by the evaluation commands)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", module, "evaluate", "--agent", "zer0", "--task", "VRB/Walker-v1"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "agent 'zer0': no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_submit_rejects_nan_with_a_message(tmp_path, capsys):
     (tmp_path / "board" / "submissions").mkdir(parents=True)
     bad = tmp_path / "nan.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -379,3 +380,59 @@ def test_official_means_the_full_standard_protocol(monkeypatch):
     assert not run(episodes=1)
     assert not run(seed_base=harness.PUBLIC_SEED_BASE + 5)
     assert not run(env_kwargs=SHORT)
+
+
+def _levels(task_hash_of):
+    """reference_scores.json's levels: Hopper-v1 from -1000 (0) to 1000 (1); Walker-v1's of another task hash."""
+    return {"VRB/Hopper-v1": {"random": -1000.0, "reference": 1000.0, "task_hash": task_hash_of("VRB/Hopper-v1")},
+            "VRB/Walker-v1": {"random": 0.0, "reference": 1.0, "task_hash": "VRB/Walker-v1:0000000000000000"}}
+
+
+def test_normalized_score_uses_the_task_versions_levels(tmp_path, monkeypatch):
+    """EvalResult.normalized_score: (R - R_random) / (R_ref - R_random) of the mean return, as the leaderboards
+    compute it; None without levels for this task version. Not part of summary() or of results files."""
+    from visual_robo_bench.evaluation import EpisodeResult, EvalResult
+    from visual_robo_bench.evaluation.results import make_results, task_hash
+
+    def result(task):
+        return EvalResult(task_id=task, agent="a", episodes=[EpisodeResult(seed=0, ret=-500.0),
+                                                             EpisodeResult(seed=1, ret=700.0)],
+                          seed_base=0, env_kwargs={}, official=False, wall_clock_s=0.0, env_steps=0)
+
+    levels = _levels(task_hash)
+    assert result("VRB/Hopper-v1").normalized_score(levels) == pytest.approx(0.55)  # mean return 100
+    assert result("VRB/Walker-v1").normalized_score(levels) is None  # measured on another definition
+    assert result("VRB/Ant-v1").normalized_score(levels) is None  # no levels
+    no_reference = {"VRB/Hopper-v1": {**levels["VRB/Hopper-v1"], "reference": None}}
+    assert result("VRB/Hopper-v1").normalized_score(no_reference) is None
+    # default: the levels of ./leaderboards when there is one
+    (tmp_path / "leaderboards").mkdir()
+    (tmp_path / "leaderboards" / "reference_scores.json").write_text(json.dumps({"tasks": levels}))
+    monkeypatch.chdir(tmp_path)
+    assert result("VRB/Hopper-v1").normalized_score() == pytest.approx(0.55)
+    assert "normalized" not in json.dumps(make_results([(result("VRB/Hopper-v1"), 0)], agent_name="a",
+                                                       description=""))
+    assert not any("normalized" in k for k in result("VRB/Hopper-v1").summary())
+
+
+def test_evaluate_prints_the_normalized_score(tmp_path, monkeypatch, capsys):
+    """vrb evaluate's table has a normalized column (0 = random floor, 1 = reference level) from the levels of
+    ./leaderboards (else the installed copy), "-" where the task version has none."""
+    from visual_robo_bench.cli import main
+    from visual_robo_bench.evaluation.results import task_hash
+
+    (tmp_path / "leaderboards").mkdir()
+    (tmp_path / "leaderboards" / "reference_scores.json").write_text(json.dumps({"tasks": _levels(task_hash)}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--agent", "zero", "--task", "VRB/Hopper-v1", "--task", "VRB/Walker-v1",
+                 "--episodes", "1", "--num-envs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "normalized" in line)
+    columns = [c.strip() for c in header.strip("┃ ").split("┃")]
+    assert columns == ["task", "episodes", "return", "normalized", "success_once", "success_at_end", "length",
+                       "official"]
+    rows = {cells[0]: dict(zip(columns, cells)) for line in lines if line.startswith("│")
+            for cells in [[c.strip() for c in line.strip("│ ").split("│")]]}
+    hopper = rows["VRB/Hopper-v1"]
+    assert float(hopper["normalized"]) == pytest.approx((float(hopper["return"]) + 1000.0) / 2000.0, abs=1e-3)
+    assert rows["VRB/Walker-v1"]["normalized"] == "-"

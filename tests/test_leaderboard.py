@@ -765,3 +765,60 @@ def test_a_run_marked_unofficial_is_refused_with_the_reason(tmp_path, random_doc
         board.submit(write_json(doc, tmp_path / "in" / "u.json"))
     doc["runs"][1]["official"] = True
     assert board.submit(write_json(doc, tmp_path / "in" / "o.json")) == "mine"
+
+
+def test_outside_a_checkout_reads_use_the_installed_copy_and_writes_are_refused(tmp_path, monkeypatch, capsys):
+    """Without ./leaderboards a read gets the copy installed with the package; submit, verify and leaderboard
+    build (which write) refuse with what to do, never falling back to the installed copy (in site-packages).
+    (tests/test_packaging.py runs the same against a built and installed wheel.)"""
+    from visual_robo_bench.cli import CLIError, main
+    from visual_robo_bench.cli_eval import _leaderboard_dir
+    from visual_robo_bench.evaluation import leaderboard
+
+    installed = tmp_path / "site-packages" / "visual_robo_bench" / "leaderboards"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(leaderboard, "installed_leaderboard_dir", lambda: installed)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert _leaderboard_dir(None, writer=None) == installed
+    assert leaderboard.default_leaderboard_dir() == installed
+    (work / "r.json").write_text("{}")
+    for argv in (["leaderboard", "build"], ["submit", "r.json"], ["verify", "zero", "--policy", "zero"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: no leaderboards/ directory here, and vrb ") and len(err.splitlines()) == 1
+        assert ("run it from the root of a clone of the visual_robo_bench repository, or pass --leaderboard-dir "
+                "DIR") in err
+    assert not any(installed.iterdir()) and sorted(p.name for p in work.iterdir()) == ["r.json"]
+    (work / "leaderboards").mkdir()  # a checkout: its own leaderboards, for reads and writes
+    assert _leaderboard_dir(None, writer=None) == _leaderboard_dir(None, writer="vrb submit") == work / "leaderboards"
+    assert _leaderboard_dir(str(tmp_path / "mine"), writer="vrb submit") == tmp_path / "mine"
+
+    def no_copy():
+        raise FileNotFoundError("the installed visual_robo_bench has no leaderboards")
+
+    monkeypatch.setattr(leaderboard, "installed_leaderboard_dir", no_copy)
+    (work / "leaderboards").rmdir()
+    with pytest.raises(CLIError, match="no leaderboards/ directory here, and the installed visual_robo_bench has no "
+                                       "leaderboards, or pass --leaderboard-dir DIR") as exc:
+        _leaderboard_dir(None, writer=None)
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("mujoco_version", ["3.0.0", None], ids=["other-mujoco", "installed-versions"])
+def test_submit_notes_results_made_with_other_versions(board, random_doc, tmp_path, capsys, mujoco_version):
+    """An entry made with another MuJoCo (or VRB) version is accepted with a note naming the difference;
+    one made with the installed versions gets no note."""
+    from visual_robo_bench.cli import main
+    from visual_robo_bench.evaluation.results import versions
+
+    doc = trained(random_doc, "mine")
+    doc["versions"]["mujoco"] = mujoco_version or versions()["mujoco"]
+    path = write_json(doc, tmp_path / "in" / "r.json")
+    assert main(["submit", str(path), "--leaderboard-dir", str(board.root)]) == 0
+    err = capsys.readouterr().err
+    if mujoco_version:
+        assert f"mujoco 3.0.0 (installed: {versions()['mujoco']})" in err and "visual_robo_bench" not in err
+    else:
+        assert "note:" not in err

@@ -1,8 +1,8 @@
 """What a third-party task author gets wrong is refused early, with the fix in the message.
 
-Registration (ids, task and config classes, policy cameras), config field types (class defaults and
-``gym.make`` overrides alike), hook wiring (``super().setup``, ``super().state_spec``), ``metric_names``,
-and third-party ids in the ``vrb`` commands.
+Registration (ids, deprecations, task and config classes, policy cameras), config field types (class defaults
+and ``gym.make`` overrides alike, also under a ``__post_init__`` that does not call super), hook wiring
+(``super().setup``, ``super().state_spec``), ``metric_names``, and third-party ids in the ``vrb`` commands.
 """
 
 from __future__ import annotations
@@ -266,11 +266,122 @@ def test_register_task_refuses_an_id_another_gymnasium_package_registered(regist
 
 def test_register_task_refuses_a_reason_that_is_not_a_pair_and_non_task_classes():
     for reason in ("old", ("only one",), ("a", "b", "c"), ("a", 2)):
-        _refused("VRB/Walker-v9", type("T9", (Slide,), {}), ValueError, r"reason must be a pair of strings",
+        _refused("VRB/WalkerOld-v0", type("T9", (Slide,), {}), ValueError, r"reason must be a pair of strings",
                  deprecated_by="VRB/Walker-v1", reason=reason)
     _refused("Test/NotTask-v0", type("NotTask", (), {"config_cls": SlideConfig}), TypeError,
              r"decorates a subclass of visual_robo_bench.Task; class NotTask is not one")
     _refused("Test/Function-v0", lambda: None, TypeError, r"decorates a subclass of visual_robo_bench.Task")
+
+
+REASON = ("the box slid the wrong way", "In the old version the box slid the wrong way")
+
+
+def test_deprecated_by_must_be_a_newer_current_version(registry_snapshot):
+    """deprecated_by sends users to the current version: never the id itself, an older or equal version of the
+    same name, or a version that is deprecated itself (the message names the id to pass instead)."""
+    register_task("Test/Reach-v1")(type("Reach1", (Slide,), {}))
+    _refused("Test/Reach-v2", type("R2", (Slide,), {}), ValueError,
+             r"'Test/Reach-v2' cannot be deprecated by 'Test/Reach-v1', which is not a newer version.*register it "
+             r"again as 'Test/Reach-v3' and pass deprecated_by='Test/Reach-v3'.*register it without deprecated_by",
+             deprecated_by="Test/Reach-v1", reason=REASON)
+    _refused("Test/Reach-v01", type("R01", (Slide,), {}), ValueError, r"which is not a newer version",
+             deprecated_by="Test/Reach-v1", reason=REASON)  # the same version number
+    _refused("Test/Reach-v4", type("R4", (Slide,), {}), ValueError,
+             r"'Test/Reach-v4' cannot be deprecated by itself: pass deprecated_by= the registered id that replaces "
+             r"it, e\.g\. 'Test/Reach-v5'", deprecated_by="Test/Reach-v4", reason=REASON)
+    _refused("Test/Reach-v0", type("R0", (Slide,), {}), ValueError, r"must be the registered id that replaces it",
+             deprecated_by=("Test/Reach-v1",), reason=REASON)
+    _refused("Test/Reach-v0", type("R0", (Slide,), {}), ValueError, r"'Test/Reach-v9', which is not registered",
+             deprecated_by="Test/Reach-v9", reason=REASON)
+
+    register_task("Test/Reach-v0", deprecated_by="Test/Reach-v1", reason=REASON)(type("Reach0", (Slide,), {}))
+    assert visual_robo_bench.get_task("Test/Reach-v0").deprecated_by == "Test/Reach-v1"
+    # a chain: 'Test/Reach-v0' is deprecated, so an id deprecated by it would send users to another deprecated one
+    _refused("Test/OldReach-v0", type("Old", (Slide,), {}), ValueError,
+             r"cannot be deprecated by 'Test/Reach-v0', which is deprecated itself \(by 'Test/Reach-v1'\): pass "
+             r"deprecated_by='Test/Reach-v1', the current version", deprecated_by="Test/Reach-v0", reason=REASON)
+    # a renamed task: another name (or namespace) is replaced by any version of the new one
+    register_task("Test/OldReach-v3", deprecated_by="Test/Reach-v1", reason=REASON)(type("Old3", (Slide,), {}))
+    register_task("Other/Reach-v7", deprecated_by="Test/Reach-v1", reason=REASON)(type("Moved", (Slide,), {}))
+    assert visual_robo_bench.get_task("Test/OldReach-v3").summary.startswith("Deprecated: the box slid the wrong "
+                                                                             "way; use Test/Reach-v1.")
+
+
+def test_released_deprecations_point_at_current_higher_versions():
+    """VRB's own deprecated ids satisfy the deprecated_by rules (registering them checked it; this shows it)."""
+    deprecated = {t: e.deprecated_by for t in visual_robo_bench.list_tasks()
+                  if (e := visual_robo_bench.get_task(t)).deprecated_by}
+    assert {f"VRB/{name}-v0": f"VRB/{name}-v1" for name in ("Ant", "Hopper", "Walker", "WalkerHurdle")}.items() \
+        <= deprecated.items()
+    for old, new in deprecated.items():
+        assert visual_robo_bench.get_task(new).deprecated_by is None, old
+        (name, version), (new_name, new_version) = (registry.TASK_ID_RE.match(t).groups() for t in (old, new))
+        assert name != new_name or int(new_version) > int(version), old
+
+
+# ------------------------------------------------------------------ 4b. a config __post_init__ without super
+@dataclass(frozen=True)
+class NoSuperConfig(SlideConfig):
+    """A config whose own __post_init__ forgets super().__post_init__() (TaskConfig's checks run anyway)."""
+
+    def __post_init__(self):
+        if self.laps == 99:
+            raise ValueError("laps: 99 is reserved")
+
+
+def test_field_checks_run_when_post_init_does_not_call_super(registry_snapshot):
+    with pytest.raises(ValueError, match=r"goal must be a number \(int or float\), got '1.0'"):
+        NoSuperConfig(goal="1.0")
+    with pytest.raises(ValueError, match=r"proprio_dim must be an int >= 0, got 2.0"):
+        NoSuperConfig().replace(proprio_dim=2.0)
+    with pytest.raises(ValueError, match=r"laps: 99 is reserved"):  # the subclass's own checks still run
+        NoSuperConfig(laps=99)
+    cfg = NoSuperConfig(goal=np.float64(0.25), laps=np.int64(2))  # and the values are normalized
+    assert type(cfg.goal) is float and type(cfg.laps) is int and cfg.hash() == SlideConfig(goal=0.25, laps=2).hash()
+    register_task("Test/NoSuper-v0")(type("NoSuper", (Slide,), {"config_cls": NoSuperConfig}))
+    with pytest.raises(ValueError, match=r"shaped must be True or False, got 'yes'"):
+        gym.make_vec("Test/NoSuper-v0", num_envs=1, obs_mode="state", shaped="yes")
+    with pytest.raises(ValueError, match=r"label must be a str, got 3"):
+        gym.make("Test/NoSuper-v0", obs_mode="state", label=3)
+
+    @dataclass(frozen=True)
+    class BadDefault(NoSuperConfig):  # a wrong class default is refused when the class is registered
+        bonus: tuple[float, ...] = (1.0, "2")
+
+    _refused("Test/BadDefault-v0", type("BD", (Slide,), {"config_cls": BadDefault}), ValueError,
+             r"bonus must be a tuple of numbers, got \(1.0, '2'\)")
+
+
+def test_field_checks_cannot_be_bypassed_on_the_registry_paths(registry_snapshot):
+    """A __post_init__ replaced after the class was made, or an __init__ of its own, still does not get a
+    wrong value past register_task or a gym.make override."""
+    @dataclass(frozen=True)
+    class Patched(SlideConfig):
+        pass
+
+    Patched.__post_init__ = lambda self: None  # not seen by TaskConfig.__init_subclass__
+    bad = Patched(goal="far")  # made unchecked ...
+    _refused("Test/Patched-v0", type("P", (Slide,), {"config_cls": Patched}), ValueError,
+             r"goal must be a number \(int or float\), got 'far'", config=bad)  # ... refused where it is used
+    register_task("Test/Patched-v0")(type("P", (Slide,), {"config_cls": Patched}))
+    with pytest.raises(ValueError, match=r"laps must be an int, got 2.5"):
+        gym.make_vec("Test/Patched-v0", num_envs=1, obs_mode="state", laps=2.5)
+
+
+def test_post_init_wrapping_keeps_init_vars_and_the_chaining_order():
+    calls = []
+
+    @dataclass(frozen=True)
+    class WithInitVar(SlideConfig):
+        scale: dataclasses.InitVar[float] = 1.0
+
+        def __post_init__(self, scale):
+            calls.append((type(self.goal), scale))  # TaskConfig's checks ran first: goal is a Python float
+            super().__post_init__()
+
+    WithInitVar(goal=np.float64(0.5), scale=2.0)
+    assert calls == [(float, 2.0)]
+    assert WithInitVar.__post_init__.__wrapped__.__qualname__.endswith("WithInitVar.__post_init__")
 
 
 def test_a_valid_registration_still_works(registry_snapshot):

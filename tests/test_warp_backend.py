@@ -1,7 +1,8 @@
 """The MuJoCo Warp backend (``VRBVectorEnv(..., backend="warp")``) against the CPU backend.
 
-Skipped as a whole when ``mujoco_warp`` is not installed (``pip install 'visual_robo_bench[warp]'``).
-Without a GPU the warp worlds run on Warp's CPU device. Warp compiles its kernels
+The tests that need MuJoCo Warp skip when ``mujoco_warp`` is not installed (``pip install
+'visual_robo_bench[warp]'``); the error tests and the Warp logging test (a stand-in ``warp`` module) run
+without it. Without a GPU the warp worlds run on Warp's CPU device. Warp compiles its kernels
 on first use and caches them (``~/.cache/warp``, or ``WARP_CACHE_PATH``). Measured
 on the 2-core CPU machine: from a cold cache this module takes 2 min 12 s (kernel
 compilation: ShadowCube's contact kernels ~50 s, Walker's physics and renderer
@@ -20,28 +21,40 @@ depth median |diff| ~3 mm (asserted < 2 cm).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import types
 
 import mujoco
 import numpy as np
 import pytest
 
-pytest.importorskip("mujoco_warp", reason="MuJoCo Warp not installed: pip install 'visual_robo_bench[warp]'")
-import warp as wp  # noqa: E402
+from visual_robo_bench.core import warp_sim
+from visual_robo_bench.core.config import RenderProfile
+from visual_robo_bench.envs import VRBVectorEnv
+from visual_robo_bench.render.tiled import TiledRenderer, View
+from vrb_helpers import check_frame_stack_round_trip
 
-from visual_robo_bench.core.config import RenderProfile  # noqa: E402
-from visual_robo_bench.envs import VRBVectorEnv  # noqa: E402
-from visual_robo_bench.render.tiled import TiledRenderer, View  # noqa: E402
-from vrb_helpers import check_frame_stack_round_trip  # noqa: E402
+try:
+    import warp as wp
+
+    importlib.import_module("mujoco_warp")
+    warp_sim.quiet_warp(wp)  # as the backend does, before wp.is_cuda_available() below initializes Warp
+except ImportError:
+    wp = None
 
 WALKER, CUBE = "VRB/Walker-v1", "VRB/ShadowCube-v0"
 SMALL = dict(image_size=(36, 36))
 N = 4
 
-needs_worlds = pytest.mark.skipif(os.environ.get("VRB_TEST_WARP") == "0",
-                                  reason="builds MuJoCo Warp worlds (kernel compilation); VRB_TEST_WARP=0 skips it")
-needs_cuda = pytest.mark.skipif(not wp.is_cuda_available(), reason="no CUDA device for Warp")
+NO_WARP = "MuJoCo Warp not installed: pip install 'visual_robo_bench[warp]'"
+needs_warp = pytest.mark.skipif(wp is None, reason=NO_WARP)
+needs_worlds = pytest.mark.skipif(wp is None or os.environ.get("VRB_TEST_WARP") == "0",
+                                  reason=NO_WARP if wp is None else
+                                  "builds MuJoCo Warp worlds (kernel compilation); VRB_TEST_WARP=0 skips it")
+needs_cuda = pytest.mark.skipif(wp is None or not wp.is_cuda_available(),
+                                reason=NO_WARP if wp is None else "no CUDA device for Warp")
 
 
 def _pair(task_id: str, **kwargs):
@@ -65,12 +78,45 @@ def test_missing_warp_says_how_to_install(monkeypatch):
         VRBVectorEnv(WALKER, 1, backend="warp", obs_mode="state")
 
 
+def _fake_warp(monkeypatch, **config) -> types.ModuleType:
+    """Stand-ins for ``warp`` (its ``config`` holding ``config``) and ``mujoco_warp`` in ``sys.modules``."""
+    wp_ = types.ModuleType("warp")
+    wp_.config = types.SimpleNamespace(**config)
+    if "log_level" in config:
+        wp_.LOG_DEBUG, wp_.LOG_INFO, wp_.LOG_WARNING, wp_.LOG_ERROR = 10, 20, 30, 40
+    monkeypatch.setitem(sys.modules, "warp", wp_)
+    monkeypatch.setitem(sys.modules, "mujoco_warp", types.ModuleType("mujoco_warp"))
+    monkeypatch.setattr(warp_sim, "_QUIETED", None, raising=False)  # quiet_warp acts once per warp module
+    return wp_
+
+
+def test_warp_info_messages_are_off_but_warnings_stay(monkeypatch):
+    """Warp's init banner and per-module load lines are turned off (before Warp initializes), once per
+    process; warnings and errors stay, and a logging setting the user chose first is left alone."""
+    old = _fake_warp(monkeypatch, quiet=False, verbose=False)  # Warp with config.quiet
+    assert warp_sim.import_warp()[0] is old and old.config.quiet is True
+    old.config.quiet = False  # the user turns them back on after the first env: not undone
+    warp_sim.import_warp()
+    assert old.config.quiet is False
+    assert _fake_warp(monkeypatch, quiet=False, verbose=True).config.quiet is False
+    warp_sim.import_warp()
+    assert sys.modules["warp"].config.quiet is False
+
+    new = _fake_warp(monkeypatch, log_level=20)  # newer Warp: log_level (quiet is deprecated: not touched)
+    warp_sim.import_warp()
+    assert vars(new.config) == {"log_level": new.LOG_WARNING}
+    debug = _fake_warp(monkeypatch, log_level=10)  # the user asked for debug output first
+    warp_sim.import_warp()
+    assert debug.config.log_level == debug.LOG_DEBUG
+
+
 @pytest.mark.parametrize("kwargs, feature", [(dict(render_workers=2), "render_workers"), (dict(nthread=2), "nthread")])
 def test_cpu_only_options_are_refused(kwargs, feature):
     with pytest.raises(NotImplementedError, match=f"{feature}.*'warp' backend"):
         VRBVectorEnv(WALKER, 2, backend="warp", **kwargs)
 
 
+@needs_warp
 def test_renderer_refuses_reflections_and_cube_textures():
     from visual_robo_bench.render.warp_render import WarpRenderer
 

@@ -579,5 +579,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - ``python -m visual_robo_bench.cli``
+    # run the package's own module, not this __main__ copy of it: the commands in cli_eval import
+    # visual_robo_bench.cli, so a second module would raise a CLIError class main() here does not catch
+    from visual_robo_bench.cli import main as _main
+
+    sys.exit(_main())

@@ -10,6 +10,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -22,13 +23,53 @@ BUDGET_FLAGS = {"env_steps": ("env_steps", "--env-steps"), "rendered_frames": ("
                 "hardware": ("hardware", "--hardware")}
 
 
-def _leaderboard_dir(path: str | None) -> Path:
+def _leaderboard_dir(path: str | None, *, writer: str | None) -> Path:
+    """The leaderboard directory a command works on.
+
+    ``--leaderboard-dir`` when given, else ``./leaderboards`` (a repository checkout), else, for a command that
+    only reads, the copy installed with the package. A command that writes to the leaderboards never falls back
+    to the installed copy: it lies in site-packages, and what the command adds belongs in a checkout (a pull
+    request).
+
+    Args:
+        path: ``--leaderboard-dir``, or None.
+        writer: The command's name (``vrb submit``) when it writes to the leaderboards; None when it only reads.
+
+    Raises:
+        CLIError: (exit 2) No ``./leaderboards`` here and the command writes, or there is no installed copy.
+    """
+    from .evaluation.leaderboard import installed_leaderboard_dir
+
     if path:
         return Path(path)
     here = Path.cwd() / "leaderboards"
     if here.is_dir():
         return here
-    raise CLIError("no leaderboards/ directory here; run from the repository root or pass --leaderboard-dir", code=2)
+    if writer:
+        raise CLIError(f"no leaderboards/ directory here, and {writer} writes to the leaderboards (never to the "
+                       "read-only copy installed with the package): run it from the root of a clone of the "
+                       "visual_robo_bench repository, or pass --leaderboard-dir DIR", code=2)
+    try:
+        return installed_leaderboard_dir()
+    except FileNotFoundError as err:
+        raise CLIError(f"no leaderboards/ directory here, and {err}, or pass --leaderboard-dir DIR", code=2) from None
+
+
+def _reference_levels() -> dict[str, dict[str, Any]]:
+    """The reference levels (``reference_scores.json``) of the leaderboards that ``vrb evaluate`` reads.
+
+    ``./leaderboards`` when it exists, else the installed copy. Without either, a note on stderr says why the
+    normalized column is empty, and the levels are empty (the evaluation itself does not need them).
+    """
+    from .evaluation.leaderboard import default_leaderboard_dir, reference_scores
+
+    try:
+        root = default_leaderboard_dir()
+    except FileNotFoundError as err:
+        err_console.print(f"note: no normalized scores (no leaderboards/ directory here, and {err})",
+                          highlight=False, soft_wrap=True)
+        return {}
+    return reference_scores(root)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -139,12 +180,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except AgentCrashed as err:  # the isolated agent died or hung while loading
             raise CLIError(str(err), code=1) from None
         evals.append((res, cell.seed))
+    levels = _reference_levels()
     table = Table(title=f"{escape(agent)}: standard protocol")
-    for col in ("task", "episodes", "return", "success_once", "success_at_end", "length", "official"):
+    for col in ("task", "episodes", "return", "normalized", "success_once", "success_at_end", "length", "official"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for res, _ in evals:
         s = res.summary()
-        table.add_row(res.task_id, f"{int(s['episodes'])}", f"{s['return']:.2f}", f"{s['success_once']:.3f}",
+        norm = res.normalized_score(levels)  # 0: the random floor, 1: the reference level; None: no levels
+        table.add_row(res.task_id, f"{int(s['episodes'])}", f"{s['return']:.2f}",
+                      "-" if norm is None else f"{norm:.3f}", f"{s['success_once']:.3f}",
                       f"{s['success_at_end']:.3f}", f"{s['length']:.1f}", "yes" if res.official else "no")
     console.print(table)
     for res, _ in evals:
@@ -221,10 +265,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .evaluation.leaderboard import Leaderboard
-    from .evaluation.results import ResultsError
+    """Add a results file to the leaderboards (reported tier) and rebuild them.
 
-    board = Leaderboard(_leaderboard_dir(args.leaderboard_dir))
+    A file made with another VRB or MuJoCo version than the installed one is accepted (the board shows each
+    entry's versions) with a note on stderr naming the differences. Exit code 0: accepted; 2: rejected.
+    """
+    from .evaluation.leaderboard import Leaderboard
+    from .evaluation.results import ResultsError, read_json, version_differences
+
+    board = Leaderboard(_leaderboard_dir(args.leaderboard_dir, writer="vrb submit"))
     try:
         name = board.submit(args.results, name=args.name)
     except ResultsError as err:
@@ -232,6 +281,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 2
     board.build()
     console.print(f"accepted as {name!r} (reported tier); leaderboards rebuilt in {board.root}")
+    differences = version_differences(read_json(board.submission_path(name)))
+    if differences:
+        err_console.print(f"note: {args.results} was made with {', '.join(differences)}; the board shows each "
+                          "entry's versions, and results compare best when made with the same ones",
+                          highlight=False, soft_wrap=True)
     return 0
 
 
@@ -247,7 +301,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .evaluation.leaderboard import Leaderboard, verify
     from .evaluation.results import ResultsError
 
-    board = Leaderboard(_leaderboard_dir(args.leaderboard_dir))
+    board = Leaderboard(_leaderboard_dir(args.leaderboard_dir, writer="vrb verify"))
     try:
         report = verify(board, args.submission, args.policy, episodes=args.episodes, seed_base=args.seed_base)
     except (ResultsError, AgentLoadError) as err:
@@ -279,7 +333,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     from .evaluation.results import ResultsError
 
-    board = Leaderboard(_leaderboard_dir(args.leaderboard_dir))
+    board = Leaderboard(_leaderboard_dir(args.leaderboard_dir, writer="vrb leaderboard build"))
     try:
         written = board.build()
     except ResultsError as err:  # an accepted file no longer validates: name it, no traceback

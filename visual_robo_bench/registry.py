@@ -25,7 +25,6 @@ import gymnasium as gym
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core.config import TaskConfig
-    from .core.task import Task
 
 ENTRY_POINT = "visual_robo_bench.envs.single_env:VRBEnv"
 VECTOR_ENTRY_POINT = "visual_robo_bench.envs.vector_env:VRBVectorEnv"
@@ -33,7 +32,7 @@ VECTOR_ENTRY_POINT = "visual_robo_bench.envs.vector_env:VRBVectorEnv"
 T = TypeVar("T")
 
 #: A task id: ``Namespace/Name-vN`` (letters, digits, ``_``, ``.``, ``-``; each part starts with a letter).
-TASK_ID_RE = re.compile(r"^[A-Za-z][\w.-]*/[A-Za-z][\w.-]*-v\d+$", re.ASCII)
+TASK_ID_RE = re.compile(r"^([A-Za-z][\w.-]*/[A-Za-z][\w.-]*)-v(\d+)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -74,15 +73,19 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
         task_id: Versioned id, ``Namespace/Name-vN``.
         config: The frozen config of this id (default: the task's ``config_cls()``).
         deprecated_by: For a version kept only so old results stay reproducible: the registered id that
-            replaces it (leaderboards mark the old one; ``gym.make`` warns that it is out of date).
+            replaces it (leaderboards mark the old one; ``gym.make`` warns that it is out of date). It must
+            not be deprecated itself (point at the current version), and when it has the same
+            ``Namespace/Name`` its version must be higher (``-v0`` is replaced by ``-v1``, never the reverse);
+            another name is allowed (a renamed task).
         reason: With ``deprecated_by``: why, as ``(summary, detail)``. The class's docstring becomes
             ``"Deprecated: <summary>; use <deprecated_by>."`` (the line ``vrb list`` shows), the detail,
             then the docstring it inherits (the current version's).
 
     Raises:
         ValueError: When the id is not ``Namespace/Name-vN`` or is already registered (by VRB or by another
-            Gymnasium package), ``deprecated_by`` is not registered, exactly one of ``deprecated_by`` and
-            ``reason`` is given, ``reason`` is not a pair, or the config defines no policy camera.
+            Gymnasium package), ``deprecated_by`` is not a registered current id of a higher version (see
+            above), exactly one of ``deprecated_by`` and ``reason`` is given, ``reason`` is not a pair, a
+            config field has the wrong type, or the config defines no policy camera.
         TypeError: When the decorated object is not a :class:`~visual_robo_bench.Task` subclass, or its config
             class is not a frozen dataclass subclass of ``TaskConfig`` (see
             :func:`~visual_robo_bench.core.config.check_config_class`), or ``config`` is not an instance of it.
@@ -97,9 +100,8 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
         raise ValueError(f"task id {task_id!r} must be versioned and namespaced, 'Namespace/Name-vN' with N a "
                          "number, e.g. 'VRB/Walker-v1' (letters, digits, '_', '.' and '-'; each part starts with "
                          "a letter)")
-    if deprecated_by is not None and deprecated_by not in _TASKS:
-        raise ValueError(f"{task_id!r} is deprecated by {deprecated_by!r}, which is not registered: "
-                         "register the replacement first")
+    if deprecated_by is not None:
+        _check_replacement(task_id, deprecated_by)
     if (deprecated_by is None) != (reason is None):
         raise ValueError(f"{task_id!r}: pass deprecated_by and reason=(summary, detail) together "
                          "(a deprecated version says what replaces it and why)")
@@ -109,7 +111,7 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
                          f"('the goal marker stays at the origin', 'In v0 ...'); got {reason!r}")
 
     def decorator(task_cls: T) -> T:
-        from .core.config import TaskConfig, check_config_class
+        from .core.config import TaskConfig, check_config, check_config_class
         from .core.task import Task
 
         if task_id in _TASKS:
@@ -132,6 +134,7 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
         else:
             check_config_class(type(config), f"the config of {task_id!r}")
             cfg = config
+        check_config(cfg)  # also where the config class's own __init__ or __post_init__ got around the checks
         if not cfg.policy_cameras:
             if type(cfg) is TaskConfig:
                 hint = (f"{owner} is the base TaskConfig: set config_cls = YourConfig, a @dataclass(frozen=True) "
@@ -155,6 +158,42 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
         return task_cls
 
     return decorator
+
+
+def _check_replacement(task_id: str, deprecated_by: Any) -> None:
+    """Refuse a ``deprecated_by`` that would not send users to the current version of ``task_id``.
+
+    Raises:
+        ValueError: ``deprecated_by`` is ``task_id`` itself, is not registered, is deprecated itself, or is an
+            older or equal version of the same ``Namespace/Name``; the message says what to pass instead.
+    """
+    if not isinstance(deprecated_by, str):
+        raise ValueError(f"{task_id!r}: deprecated_by must be the registered id that replaces it, e.g. "
+                         f"'MyLab/Reach-v1'; got {deprecated_by!r}")
+    match, target = TASK_ID_RE.match(task_id), TASK_ID_RE.match(deprecated_by)
+    name, version = match.group(1), int(match.group(2))  # task_id is well formed: checked first
+    same_name = [int(m.group(2)) for t in (*_TASKS, task_id) if (m := TASK_ID_RE.match(t)) and m.group(1) == name]
+    new_version = f"{name}-v{max(same_name) + 1}"
+    if deprecated_by == task_id:
+        raise ValueError(f"{task_id!r} cannot be deprecated by itself: pass deprecated_by= the registered id "
+                         f"that replaces it, e.g. {new_version!r} (register that first)")
+    if deprecated_by not in _TASKS:
+        raise ValueError(f"{task_id!r} is deprecated by {deprecated_by!r}, which is not registered: "
+                         "register the replacement first")
+    if target is not None and target.group(1) == name and int(target.group(2)) <= version:
+        raise ValueError(f"{task_id!r} cannot be deprecated by {deprecated_by!r}, which is not a newer version: "
+                         f"a version is replaced by a higher one. If {deprecated_by!r} is the behaviour to keep, "
+                         f"register it again as {new_version!r} and pass deprecated_by={new_version!r}; if "
+                         f"{task_id!r} is the current version, register it without deprecated_by, before "
+                         f"{deprecated_by!r}, which then passes deprecated_by={task_id!r}")
+    current, seen = deprecated_by, {task_id}
+    while _TASKS[current].deprecated_by is not None and current not in seen:  # the end of the chain
+        seen.add(current)
+        current = _TASKS[current].deprecated_by
+    if current != deprecated_by:
+        raise ValueError(f"{task_id!r} cannot be deprecated by {deprecated_by!r}, which is deprecated itself "
+                         f"(by {_TASKS[deprecated_by].deprecated_by!r}): pass deprecated_by={current!r}, the "
+                         "current version, so that users are sent to it directly")
 
 
 def get_task(task_id: str) -> TaskEntry:

@@ -9,7 +9,9 @@ default below (or in a task's config) means a new ``-vN``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import math
 import numbers
@@ -17,7 +19,7 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -293,25 +295,19 @@ class TaskConfig:
     height_scan_dim: int = 0
 
     def __post_init__(self) -> None:
-        # checked, and stored as Python numbers (numpy scalars too), so that equal configs have equal hashes
-        normalize = object.__setattr__  # the config is frozen
-        for name, minimum in COUNT_FIELDS.items():
-            normalize(self, name, check_count(name, getattr(self, name), minimum))
-        for name in ("image_size", "render_size"):
-            size = getattr(self, name)
-            if not (isinstance(size, tuple) and len(size) == 2 and all(is_count(x, 8) for x in size)):
-                raise ValueError(f"{name} must be (H, W) with two ints >= 8, e.g. (84, 84); got {size!r}")
-            normalize(self, name, tuple(map(int, size)))
-        if not (isinstance(self.timestep, numbers.Real) and math.isfinite(self.timestep) and self.timestep > 0):
-            raise ValueError(f"timestep must be a positive number of seconds, got {self.timestep!r}")
-        normalize(self, "timestep", float(self.timestep))
-        # every other field (a task config's own too) against its annotation: int, float (ints accepted),
-        # bool, str, tuples of them, nested configs
-        check_fields(self, skip=(*COUNT_FIELDS, "image_size", "render_size", "timestep"))
-        names = [c.name for c in self.cameras]
-        for cam in (*self.policy_cameras, *((self.render_camera,) if self.render_camera else ())):
-            if cam not in names:
-                raise ValueError(f"camera {cam!r} is not defined; the task defines {names}")
+        check_config(self)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Make a subclass's own ``__post_init__`` run :func:`check_config` first, whether it calls super or not.
+
+        A ``__post_init__`` that forgets ``super().__post_init__()`` would otherwise skip every field check
+        (a wrong type in a class default, a constructor argument or a ``gym.make`` override would pass
+        silently). One that does call it runs the checks twice; they are idempotent.
+        """
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if inspect.isfunction(own) and not getattr(own, "_vrb_checks_first", False):
+            cls.__post_init__ = _checks_first(own)  # type: ignore[method-assign]
 
     @property
     def control_dt(self) -> float:
@@ -333,7 +329,9 @@ class TaskConfig:
             raise TypeError(
                 f"{type(self).__name__} has no field(s) {unknown}; valid fields: {sorted(known)}"
             )
-        return dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **changes)
+        check_config(new)  # also where a subclass's __init__ or __post_init__ got around the checks
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-able data."""
@@ -343,6 +341,50 @@ class TaskConfig:
         """A stable hash of the full definition (used in results files)."""
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_config(cfg: TaskConfig) -> None:
+    """Check ``cfg``'s fields, normalizing them in place: what every :class:`TaskConfig` runs when it is made.
+
+    The counts, sizes and timestep have their own rules; every other field (a task config's own too) is
+    checked against its annotation: int, float (ints accepted), bool, str, tuples of them, nested configs.
+    Values are stored as Python numbers (numpy scalars too), so that equal configs have equal hashes; running
+    the checks again changes nothing. ``TaskConfig.__post_init__`` runs them, a subclass's own
+    ``__post_init__`` runs them first (see ``TaskConfig.__init_subclass__``), and ``TaskConfig.replace`` and
+    :func:`~visual_robo_bench.registry.register_task` run them on the configs the envs use.
+
+    Raises:
+        ValueError: ``<field> must be <what its annotation says>, got <value>``, or a policy or render
+            camera that ``cameras`` does not define.
+    """
+    normalize = object.__setattr__  # the config is frozen
+    for name, minimum in COUNT_FIELDS.items():
+        normalize(cfg, name, check_count(name, getattr(cfg, name), minimum))
+    for name in ("image_size", "render_size"):
+        size = getattr(cfg, name)
+        if not (isinstance(size, tuple) and len(size) == 2 and all(is_count(x, 8) for x in size)):
+            raise ValueError(f"{name} must be (H, W) with two ints >= 8, e.g. (84, 84); got {size!r}")
+        normalize(cfg, name, tuple(map(int, size)))
+    if not (isinstance(cfg.timestep, numbers.Real) and math.isfinite(cfg.timestep) and cfg.timestep > 0):
+        raise ValueError(f"timestep must be a positive number of seconds, got {cfg.timestep!r}")
+    normalize(cfg, "timestep", float(cfg.timestep))
+    check_fields(cfg, skip=(*COUNT_FIELDS, "image_size", "render_size", "timestep"))
+    names = [c.name for c in cfg.cameras]
+    for cam in (*cfg.policy_cameras, *((cfg.render_camera,) if cfg.render_camera else ())):
+        if cam not in names:
+            raise ValueError(f"camera {cam!r} is not defined; the task defines {names}")
+
+
+def _checks_first(post_init: Callable[..., None]) -> Callable[..., None]:
+    """``post_init`` (a config subclass's own ``__post_init__``) preceded by :func:`check_config`."""
+
+    @functools.wraps(post_init)
+    def __post_init__(self: TaskConfig, *args: Any, **kwargs: Any) -> None:  # args: the class's InitVars
+        check_config(self)
+        post_init(self, *args, **kwargs)
+
+    __post_init__._vrb_checks_first = True  # type: ignore[attr-defined]
+    return __post_init__
 
 
 def check_config_class(cls: Any, owner: str = "config_cls") -> None:

@@ -61,15 +61,50 @@ _FATAL_OVERFLOW_NAMES = ("NEFC", "NJMAX_NNZ", "BROADPHASE", "NARROWPHASE", "CCD"
 
 
 def import_warp() -> tuple[Any, Any]:
-    """``(warp, mujoco_warp)``, or an ImportError that says how to install them."""
+    """``(warp, mujoco_warp)``, or an ImportError that says how to install them.
+
+    Warp's informational messages are turned off first (see :func:`quiet_warp`).
+    """
     try:
-        import mujoco_warp as mjw
         import warp as wp
+
+        quiet_warp(wp)  # before mujoco_warp or anything else can initialize Warp
+        import mujoco_warp as mjw
     except ImportError as err:
         raise ImportError(
             f"backend='warp' needs MuJoCo Warp, which is not installed ({err}); {INSTALL_HINT}"
         ) from err
     return wp, mjw
+
+
+_QUIETED: Any = None  # the warp module quiet_warp configured (once per process)
+
+
+def quiet_warp(wp: Any) -> None:
+    """Turn off Warp's informational messages, once per process, unless the user configured them first.
+
+    Warp prints an initialization banner and a line per kernel module it loads or compiles to stdout, which
+    would interleave with training logs and ``vrb`` output. Warnings and errors still show (errors are
+    exceptions either way). Where Warp has ``warp.config.log_level`` (newer versions, which deprecate
+    ``quiet``), it is raised from its default ``LOG_INFO`` to ``LOG_WARNING``; otherwise
+    ``warp.config.quiet`` is set, unless ``warp.config.verbose`` was turned on. Where VRB is the first to use
+    Warp, this runs before ``wp.init()``, so the banner is suppressed too. To see the messages, set Warp's own
+    setting back after the first env is made: ``warp.config.log_level = warp.LOG_INFO`` (or
+    ``warp.config.quiet = False``).
+
+    Args:
+        wp: The imported ``warp`` module.
+    """
+    global _QUIETED
+    if _QUIETED is wp:
+        return
+    _QUIETED = wp
+    config = wp.config
+    if hasattr(wp, "LOG_WARNING") and hasattr(config, "log_level"):  # `quiet` is deprecated: it would warn
+        if config.log_level == getattr(wp, "LOG_INFO", config.log_level):  # Warp's default, not the user's
+            config.log_level = wp.LOG_WARNING
+    elif not getattr(config, "verbose", False):
+        config.quiet = True
 
 
 def default_device() -> str:

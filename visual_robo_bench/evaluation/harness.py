@@ -21,6 +21,7 @@ the evaluation: its running and all unstarted episodes are recorded as failed
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,33 @@ class EvalResult:
         for k in sorted({k for e in eps for k in e.metrics}):
             out[f"metrics/{k}"] = float(np.mean([e.metrics.get(k, np.nan) for e in eps]))
         return out
+
+    def normalized_score(self, levels: Mapping[str, dict[str, Any]] | None = None) -> float | None:
+        """The mean return normalized with the task version's levels: 0 = the random floor, 1 = the reference level.
+
+        ``(R - R_random) / (R_ref - R_random)``, as the leaderboards show it, with the levels of
+        ``reference_scores.json``. Not part of :meth:`summary` (nor of results files: the leaderboards recompute
+        it from the per-episode returns).
+
+        Args:
+            levels: Levels by task id, as :func:`~.leaderboard.reference_scores` reads them (default: those of
+                ``./leaderboards`` when the working directory has one, else of the leaderboards installed with
+                the package).
+
+        Returns:
+            The normalized score, or None when the task version has no levels (none, a reference level not
+            set yet, or levels measured on another definition of the task).
+
+        Raises:
+            FileNotFoundError: ``levels`` is None and there are no leaderboards to read them from.
+        """
+        from .leaderboard import default_leaderboard_dir, normalized, reference_scores, task_levels
+
+        if levels is None:
+            levels = reference_scores(default_leaderboard_dir())
+        if not self.episodes:
+            return None
+        return normalized(float(np.mean([e.ret for e in self.episodes])), task_levels(self.task_id, levels))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,6 +1,7 @@
 """Leaderboards: accept, validate and display submitted results.
 
-Layout of the leaderboard directory (``leaderboards/`` in the repository):
+Layout of the leaderboard directory (``leaderboards/`` in the repository; a copy of it is installed with the
+package as ``visual_robo_bench/leaderboards``, :func:`installed_leaderboard_dir`, to be read, never written):
 
 * ``config.json``: tracks (task lists), protocol requirements (episodes, seed
   base, minimum number of training seeds), the reference floors, the bootstrap
@@ -30,12 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import html
+import importlib.util
 import json
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,10 +369,55 @@ def expert_reference_file(task: str) -> str:
     return f"references/state-ppo-{_slug(task.split('/')[-1])}.json"
 
 
+#: The package holding the installed copy of the repository's ``leaderboards/`` (data files only, no code).
+LEADERBOARDS_PACKAGE = "visual_robo_bench.leaderboards"
+
+
+def installed_leaderboard_dir() -> Path:
+    """The copy of the repository's ``leaderboards/`` installed with the package (``visual_robo_bench/leaderboards``).
+
+    It holds the leaderboards as the package was built (config, reference levels, accepted entries, tables,
+    page and plots), for reading: it lies in site-packages and is never written to (``vrb submit``, ``verify``
+    and ``leaderboard build`` work on a repository checkout's ``leaderboards/`` or a ``--leaderboard-dir``).
+
+    Raises:
+        FileNotFoundError: The installed package has no leaderboards (an install made before they were
+            packaged); says what to do.
+    """
+    spec = importlib.util.find_spec(LEADERBOARDS_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "config.json").is_file():
+            return Path(location)
+    raise FileNotFoundError(
+        f"the installed visual_robo_bench has no leaderboards (no {LEADERBOARDS_PACKAGE} with a config.json): "
+        "reinstall the package from a checkout with pip install ., or work from the checkout's root (its "
+        "leaderboards/)")
+
+
+def default_leaderboard_dir() -> Path:
+    """The leaderboards to read: ``./leaderboards`` when the working directory has one (a repository checkout),
+    else the installed copy (:func:`installed_leaderboard_dir`).
+
+    Raises:
+        FileNotFoundError: Neither exists (see :func:`installed_leaderboard_dir`).
+    """
+    here = Path.cwd() / "leaderboards"
+    return here if here.is_dir() else installed_leaderboard_dir()
+
+
 def reference_scores(root: Path) -> dict[str, dict[str, Any]]:
     """``reference_scores.json``: per task version, the random floor and the reference return."""
     path = Path(root) / "reference_scores.json"
     return json.loads(path.read_text())["tasks"] if path.exists() else {}
+
+
+def task_levels(task: str, refs: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The normalisation levels of ``task`` in ``refs`` (:func:`reference_scores`), or None when it has none.
+
+    Levels measured on another definition of the task (another task hash) are never used.
+    """
+    level = refs.get(task)
+    return level if level is not None and level.get("task_hash") in (None, task_hash(task)) else None
 
 
 def normalized(ret: float, ref: dict[str, Any] | None) -> float | None:
@@ -474,7 +521,7 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
                    | {t for track_tasks in cfg["tracks"].values() for t in track_tasks})
     per_task: dict[str, list[dict[str, Any]]] = {t: [] for t in tasks}
     # levels measured on another version of a task (another task hash) are never used
-    levels = {t: refs[t] if t in refs and refs[t].get("task_hash") in (None, task_hash(t)) else None for t in tasks}
+    levels = {t: task_levels(t, refs) for t in tasks}
     for name, doc in subs.items():
         agg = aggregates(doc)
         tier = "verified" if _record_matches(verified.get(name), doc) else "reported"  # one digest per entry

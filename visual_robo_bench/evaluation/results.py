@@ -168,6 +168,26 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+#: Packages whose version can change what an episode returns: the task code and the physics.
+RESULT_PACKAGES = ("visual_robo_bench", "mujoco")
+
+
+def version_differences(doc: dict[str, Any]) -> list[str]:
+    """Where a results file's :data:`RESULT_PACKAGES` versions differ from this installation's.
+
+    Args:
+        doc: A validated results document.
+
+    Returns:
+        ``"<package> <the file's version> (installed: <this one's>)"`` per differing package, in
+        :data:`RESULT_PACKAGES` order; empty when the file was made with the installed versions.
+    """
+    here = versions()
+    recorded = {"visual_robo_bench": doc.get("vrb_version"), **doc.get("versions", {})}
+    return [f"{pkg} {recorded.get(pkg)} (installed: {here[pkg]})" for pkg in RESULT_PACKAGES
+            if recorded.get(pkg) != here[pkg]]
+
+
 def hardware() -> str:
     """CPU model and core count of this machine."""
     model = platform.processor() or platform.machine()

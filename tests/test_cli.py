@@ -56,6 +56,31 @@ def test_bench_rows():
     assert physics["ratio_vs_dm_control"] is None  # no frames
 
 
+def test_bench_alternates_loops_in_chunks():
+    """``vrb bench`` times the physics-only env and the raw loop in alternating chunks (both meet the machine's
+    drifts alike), each for at least ``seconds`` after its warm-up calls."""
+    import itertools
+    import time
+
+    from visual_robo_bench import bench
+
+    calls = []
+
+    def loop(name, seconds):
+        def step():
+            calls.append(name)
+            time.sleep(seconds)
+        return step
+
+    done = bench._alternate({"env": loop("env", 0.002), "raw": loop("raw", 0.004)}, 0.12, "test")
+    assert calls[:2 * bench.WARMUP] == ["env"] * bench.WARMUP + ["raw"] * bench.WARMUP
+    measured = calls[2 * bench.WARMUP:]
+    chunks = [name for name, _ in itertools.groupby(measured)]
+    assert len(chunks) >= 4 and chunks == ["env", "raw"] * (len(chunks) // 2)
+    for name, (iters, elapsed) in done.items():
+        assert iters == measured.count(name) and elapsed >= 0.12
+
+
 
 def test_physics_overhead_script_rows():
     """``scripts/bench_physics_overhead.py``: the interleaved split and the ``--cold`` table run and add up."""

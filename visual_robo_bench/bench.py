@@ -1,7 +1,6 @@
 """Throughput benchmark: the native vector env against its ceilings and its peers.
 
-All stages run in one process, one after the other, with the same task, image
-size and number of envs:
+All stages run in one process with the same task, image size and number of envs:
 
 1. ``vrb physics-only``: the vector env with ``obs_mode="state"`` (never renders).
 2. ``vrb pixels``: the visual vector env (renders every env at every step).
@@ -10,7 +9,10 @@ size and number of envs:
 5. ``dm_control pixels wrapper``: the matching dm_control suite task, one env.
 6. ``gymnasium rgb_array``: the matching Gymnasium MuJoCo env, one env.
 
-Each stage runs 2 warm-up iterations, then iterates for at least ``seconds``.
+Each stage runs 2 warm-up iterations, then iterates for at least ``seconds``. Stages 1 and 3 alternate in
+chunks of about :data:`CHUNK_S` seconds each until both have run ``seconds``: a virtual machine's speed drifts
+by 20-30 % within minutes, and stages run one after the other gave physics-only / raw ratios up to 0.1 apart
+between runs; alternated, both loops meet the same drift. The others run one after the other.
 Peak memory is ``ru_maxrss`` read after each stage: a running maximum over the
 process, so a row shows the peak reached *so far*, not that stage's own usage.
 """
@@ -29,6 +31,8 @@ from tqdm import tqdm
 from .render import gl
 
 WARMUP = 2
+#: Seconds per chunk when loops alternate (:func:`_alternate`).
+CHUNK_S = 0.05
 
 # Peer environments of each task family (matched on the task id's name).
 DM_CONTROL_PEERS: dict[str, tuple[str, str] | None] = {
@@ -68,24 +72,43 @@ def _time_loop(fn: Callable[[], Any], seconds: float, desc: str) -> tuple[int, f
     Returns:
         ``(iterations, elapsed_seconds)`` of the measured part.
     """
-    for _ in range(WARMUP):
-        fn()
-    iters = 0
+    return _alternate({desc: fn}, seconds, desc)[desc]
+
+
+def _alternate(loops: dict[str, Callable[[], Any]], seconds: float, desc: str) -> dict[str, tuple[int, float]]:
+    """Warm each loop up (2 calls), then run them in turn, in chunks of ~``CHUNK_S`` s, until each ran ``seconds``.
+
+    Args:
+        loops: One iteration of each loop, by name.
+        seconds: Minimum measured duration of each loop.
+        desc: Progress bar label.
+
+    Returns:
+        ``(iterations, elapsed_seconds)`` of each loop's measured part, by name.
+    """
+    chunks = {}
+    for name, fn in loops.items():
+        for _ in range(WARMUP - 1):
+            fn()
+        start = time.perf_counter()
+        fn()  # the last warm-up call sizes the chunks
+        chunks[name] = max(1, int(CHUNK_S / max(time.perf_counter() - start, 1e-9)))
+    done = {name: (0, 0.0) for name in loops}
     bar = tqdm(total=round(seconds, 1), desc=desc, unit="s", leave=False,
                bar_format="{desc}: {bar}| {n:.1f}/{total:.1f}s {postfix}")
-    start = last = time.perf_counter()
-    elapsed = 0.0
-    while elapsed < seconds:
-        fn()
-        iters += 1
-        now = time.perf_counter()
-        elapsed = now - start
-        if now - last > 0.1:
-            bar.update(min(elapsed, seconds) - bar.n)
-            bar.set_postfix_str(f"{iters / elapsed:.1f} it/s", refresh=False)
-            last = now
+    while min(elapsed for _, elapsed in done.values()) < seconds:
+        for name, fn in loops.items():
+            iters, elapsed = done[name]
+            start = time.perf_counter()
+            for _ in range(chunks[name]):
+                fn()
+            done[name] = (iters + chunks[name], elapsed + time.perf_counter() - start)
+        least = min(elapsed for _, elapsed in done.values())
+        bar.update(min(least, seconds) - bar.n)
+        bar.set_postfix_str(" | ".join(f"{iters / elapsed:.1f} it/s" for iters, elapsed in done.values()),
+                            refresh=False)
     bar.close()
-    return iters, elapsed
+    return done
 
 
 def _row(name: str, env_steps_per_s: float | None, frames_per_s: float | None, note: str = "") -> dict[str, Any]:
@@ -107,12 +130,8 @@ def _random_actions(space_shape: tuple[int, ...], seed: int = 0, count: int = 16
     return [rng.uniform(-1.0, 1.0, size=space_shape).astype(np.float32) for _ in range(count)]
 
 
-def _bench_vector_env(task_id: str, num_envs: int, seconds: float, name: str, **kwargs: Any) -> tuple[dict, Any]:
-    """Step a ``VRBVectorEnv`` with random actions; returns its row and the (open) env."""
-    import gymnasium as gym
-
-    env = gym.make_vec(task_id, num_envs=num_envs, **kwargs)
-    env.reset(seed=0)
+def _env_loop(env: Any) -> Callable[[], None]:
+    """One step of a reset ``VRBVectorEnv`` with pre-drawn random actions per call."""
     actions = _random_actions(env.action_space.shape)
     i = [0]
 
@@ -120,14 +139,27 @@ def _bench_vector_env(task_id: str, num_envs: int, seconds: float, name: str, **
         env.step(actions[i[0] % len(actions)])
         i[0] += 1
 
-    iters, elapsed = _time_loop(step, seconds, name)
+    return step
+
+
+def _bench_vector_env(task_id: str, num_envs: int, seconds: float, name: str, **kwargs: Any) -> tuple[dict, Any]:
+    """Step a ``VRBVectorEnv`` with random actions; returns its row and the (open) env."""
+    import gymnasium as gym
+
+    env = gym.make_vec(task_id, num_envs=num_envs, **kwargs)
+    env.reset(seed=0)
+    iters, elapsed = _time_loop(_env_loop(env), seconds, name)
     steps = iters * num_envs / elapsed
     frames = steps * len(env.cfg.policy_cameras) if kwargs.get("obs_mode", "visual") == "visual" else None
     return _row(name, steps, frames), env
 
 
-def _bench_raw_batch(env: Any, seconds: float) -> dict[str, Any]:
-    """``mujoco.batch.Batch`` of the env's model, ``cfg.substeps`` sub-steps per call, random ctrl."""
+def _raw_batch_loop(env: Any) -> tuple[Callable[[], None], Any]:
+    """``mujoco.batch.Batch`` of the env's model, ``cfg.substeps`` sub-steps per call, random ctrl.
+
+    Returns:
+        ``(step, batch)``: one call of the loop, and the batch (delete it when done: it holds threads).
+    """
     import mujoco
     import mujoco.batch
 
@@ -148,10 +180,28 @@ def _bench_raw_batch(env: Any, seconds: float) -> dict[str, Any]:
             pass  # a diverging sim is reset by MuJoCo; irrelevant for throughput
         i[0] += 1
 
-    name = "raw mujoco.batch (ceiling)"
-    iters, elapsed = _time_loop(step, seconds, name)
+    return step, batch
+
+
+def _bench_physics(task_id: str, num_envs: int, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The physics-only env and the raw ``mujoco.batch`` loop on its model, alternating (:func:`_alternate`).
+
+    Returns:
+        The ``vrb physics-only`` row and the ``raw mujoco.batch (ceiling)`` row.
+    """
+    import gymnasium as gym
+
+    env = gym.make_vec(task_id, num_envs=num_envs, obs_mode="state")
+    env.reset(seed=0)
+    raw_step, batch = _raw_batch_loop(env)
+    names = ("vrb physics-only", "raw mujoco.batch (ceiling)")
+    done = _alternate(dict(zip(names, (_env_loop(env), raw_step))), seconds, " | ".join(names))
+    note = f"nthread={env.sim.nthread}, nstep={env.cfg.substeps}"
+    env.close()
     del batch
-    return _row(name, iters * n / elapsed, None, note=f"nthread={nthread}, nstep={substeps}")
+    (env_iters, env_s), (raw_iters, raw_s) = done[names[0]], done[names[1]]
+    return (_row(names[0], env_iters * num_envs / env_s, None, note="alternated with the raw loop"),
+            _row(names[1], raw_iters * num_envs / raw_s, None, note=note))
 
 
 def _bench_raw_render(env: Any, seconds: float) -> dict[str, Any]:
@@ -256,19 +306,13 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
     else:
         size = tuple(entry.config.image_size)
 
-    rows = []
-    row, env = _bench_vector_env(entry.id, num_envs, seconds, "vrb physics-only", obs_mode="state")
+    physics, raw_batch = _bench_physics(entry.id, num_envs, seconds)
+    pixels, env = _bench_vector_env(entry.id, num_envs, seconds, "vrb pixels", **overrides)
+    raw_render = _bench_raw_render(env, seconds)
     env.close()
-    rows.append(row)
-    row, env = _bench_vector_env(entry.id, num_envs, seconds, "vrb pixels", **overrides)
-    rows.append(row)
-    rows.append(_bench_raw_batch(env, seconds))
-    rows.append(_bench_raw_render(env, seconds))
-    env.close()
-    rows.append(_bench_dm_control(entry.id, size, seconds))
-    rows.append(_bench_gymnasium(entry.id, size, seconds))
-
-    physics, pixels, raw_batch, raw_render, dm_control, gymnasium = rows
+    dm_control = _bench_dm_control(entry.id, size, seconds)
+    gymnasium = _bench_gymnasium(entry.id, size, seconds)
+    rows = [physics, pixels, raw_batch, raw_render, dm_control, gymnasium]
 
     def ratio(value: float | None, reference: float | None) -> float | None:
         return value / reference if value is not None and reference else None

@@ -390,6 +390,7 @@ def test_cli_sweep_on_ray(ray_cluster, tmp_path, capsys):
     assert main(argv) == 0
     text = _text(capsys)
     assert "sweep written to" in text and "zero | VRB/Hopper-v0 | seed 1: return" in text
+    assert "normalized" in text  # the table's column (0 = random floor, 1 = reference level), as vrb evaluate's
     doc = load_sweep(out)
     assert {(e["agent"], e["seed"]) for e in doc["cells"]} == {(a, s) for a in ("zero", "random") for s in (0, 1)}
     assert all(e["status"] == "ok" and len(e["results"]["runs"][0]["episodes"]) == 1 for e in doc["cells"])

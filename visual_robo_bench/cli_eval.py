@@ -214,6 +214,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from .evaluation.distributed import (RayUnavailableError, SweepError, evaluate_sweep, make_grid,
                                          summarize_cell)
+    from .evaluation.leaderboard import normalized, task_levels
 
     given = [("--video", args.video), ("--name", args.name), ("--code-url", args.code_url),
              ("--force", args.force or None), *((flag, getattr(args, dest)) for dest, flag in BUDGET_FLAGS.values())]
@@ -246,15 +247,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     grid = {c.key for c in make_grid(args.agent, args.task, seeds)}
     cells = [e for e in doc["cells"] if (e["agent"], e["task"], e["seed"]) in grid]
+    levels = _reference_levels()
     table = Table(title=f"sweep ({len(cells)} cells): standard protocol")
     table.add_column("agent", overflow="fold")
-    for col in ("task", "seed", "return", "success_once", "length"):
+    for col in ("task", "seed", "return", "normalized", "success_once", "length"):
         table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
     for e in cells:
         s = summarize_cell(e)
         ok = e["status"] == "ok"
+        norm = normalized(s["return"], task_levels(e["task"], levels)) if ok else None
         table.add_row(escape(e["agent"]), e["task"], str(e["seed"]), f"{s['return']:.2f}" if ok else "error",
-                      f"{s['success_once']:.3f}" if ok else "", f"{s['length']:.1f}" if ok else "")
+                      "-" if norm is None else f"{norm:.3f}", f"{s['success_once']:.3f}" if ok else "",
+                      f"{s['length']:.1f}" if ok else "")
     console.print(table)
     for e in cells:
         if e["error"] or e["agent_error"]:

@@ -436,3 +436,32 @@ def test_evaluate_prints_the_normalized_score(tmp_path, monkeypatch, capsys):
     hopper = rows["VRB/Hopper-v1"]
     assert float(hopper["normalized"]) == pytest.approx((float(hopper["return"]) + 1000.0) / 2000.0, abs=1e-3)
     assert rows["VRB/Walker-v1"]["normalized"] == "-"
+
+
+def test_evaluate_takes_the_levels_from_leaderboard_dir(tmp_path, monkeypatch, capsys):
+    """--leaderboard-dir DIR gives the levels of the normalized column (over ./leaderboards); a DIR without
+    reference_scores.json is a one-line error before anything is evaluated."""
+    from visual_robo_bench.cli import main
+    from visual_robo_bench.evaluation.results import task_hash
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    levels = _levels(task_hash)
+    (mine / "reference_scores.json").write_text(json.dumps({"tasks": levels}))
+    (tmp_path / "leaderboards").mkdir()  # the checkout's levels: other ones
+    shifted = {"VRB/Hopper-v1": {**levels["VRB/Hopper-v1"], "random": -3000.0}}
+    (tmp_path / "leaderboards" / "reference_scores.json").write_text(json.dumps({"tasks": shifted}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--agent", "zero", "--task", "VRB/Hopper-v1", "--episodes", "1", "--num-envs", "1",
+                 "--leaderboard-dir", str(mine)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "normalized" in line)
+    columns = [c.strip() for c in header.strip("┃ ").split("┃")]
+    row = dict(zip(columns, (c.strip() for c in next(line for line in lines if "VRB/Hopper-v1" in line)
+                             .strip("│ ").split("│"))))
+    assert float(row["normalized"]) == pytest.approx((float(row["return"]) + 1000.0) / 2000.0, abs=1e-3)
+
+    assert main(["evaluate", "--agent", "zero", "--task", "VRB/Hopper-v1", "--leaderboard-dir",
+                 str(tmp_path / "nowhere")]) == 2
+    captured = capsys.readouterr()
+    assert "has no reference_scores.json" in captured.err and "standard protocol" not in captured.out

@@ -55,14 +55,24 @@ def _leaderboard_dir(path: str | None, *, writer: str | None) -> Path:
         raise CLIError(f"no leaderboards/ directory here, and {err}, or pass --leaderboard-dir DIR", code=2) from None
 
 
-def _reference_levels() -> dict[str, dict[str, Any]]:
-    """The reference levels (``reference_scores.json``) of the leaderboards that ``vrb evaluate`` reads.
+def _reference_levels(path: str | None) -> dict[str, dict[str, Any]]:
+    """The reference levels (``reference_scores.json``) that ``vrb evaluate``'s normalized scores use.
 
-    ``./leaderboards`` when it exists, else the installed copy. Without either, a note on stderr says why the
-    normalized column is empty, and the levels are empty (the evaluation itself does not need them).
+    ``--leaderboard-dir`` when given, else ``./leaderboards`` when it exists, else the installed copy. Without
+    either of the last two, a note on stderr says why the normalized column is empty, and the levels are empty
+    (the evaluation itself does not need them).
+
+    Raises:
+        CLIError: (exit 2) ``--leaderboard-dir`` has no ``reference_scores.json``.
     """
     from .evaluation.leaderboard import default_leaderboard_dir, reference_scores
 
+    if path:
+        if not (Path(path) / "reference_scores.json").is_file():
+            raise CLIError(f"--leaderboard-dir {path} has no reference_scores.json (the levels of the normalized "
+                           "scores); leave it out to use ./leaderboards or the copy installed with the package",
+                           code=2)
+        return reference_scores(Path(path))
     try:
         root = default_leaderboard_dir()
     except FileNotFoundError as err:
@@ -169,6 +179,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "name each training run's own policy, e.g. --agent 'runs/mine-s{seed}/policy.pt'", code=2)
     _refuse_existing(args.out, "--out", args.force)
     _refuse_existing(args.video, "--video", args.force)
+    levels = _reference_levels(args.leaderboard_dir)  # before the evaluation: a bad --leaderboard-dir fails fast
     evals = []
     for cell in cells:
         try:
@@ -180,7 +191,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except AgentCrashed as err:  # the isolated agent died or hung while loading
             raise CLIError(str(err), code=1) from None
         evals.append((res, cell.seed))
-    levels = _reference_levels()
     table = Table(title=f"{escape(agent)}: standard protocol")
     for col in ("task", "episodes", "return", "normalized", "success_once", "success_at_end", "length", "official"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
@@ -237,6 +247,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"{escape(entry['agent'])} | {entry['task']} | seed {entry['seed']}: {what}", highlight=False)
 
     seeds = args.training_seed or [0]
+    levels = _reference_levels(args.leaderboard_dir)  # before the sweep: a bad --leaderboard-dir fails fast
     try:
         doc = evaluate_sweep(args.agent, args.task, seeds, out=args.out, address=args.ray, episodes=args.episodes,
                              seed_base=args.seed_base, num_envs=args.num_envs, isolate=args.isolate,
@@ -247,7 +258,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     grid = {c.key for c in make_grid(args.agent, args.task, seeds)}
     cells = [e for e in doc["cells"] if (e["agent"], e["task"], e["seed"]) in grid]
-    levels = _reference_levels()
     table = Table(title=f"sweep ({len(cells)} cells): standard protocol")
     table.add_column("agent", overflow="fold")
     for col in ("task", "seed", "return", "normalized", "success_once", "length"):
@@ -366,6 +376,9 @@ def add_commands(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --out (and --video) file")
     p.add_argument("--name", default=None, help="agent name in the results file")
     p.add_argument("--description", default="", help="agent description in the results file")
+    p.add_argument("--leaderboard-dir", default=None,
+                   help="leaderboards whose reference_scores.json gives the normalized scores (default: "
+                        "./leaderboards, else the copy installed with the package)")
     g = p.add_argument_group("training budget (recorded with --out; vrb submit requires it for every entry but the "
                              "untrained floors: 0 for an agent that was not trained)")
     g.add_argument("--env-steps", dest="env_steps", type=_amount(int), default=None,

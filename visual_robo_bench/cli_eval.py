@@ -38,19 +38,16 @@ def _leaderboard_dir(path: str | None, *, writer: str | None) -> Path:
     Raises:
         CLIError: (exit 2) No ``./leaderboards`` here and the command writes, or there is no installed copy.
     """
-    from .evaluation.leaderboard import installed_leaderboard_dir
+    from .evaluation.leaderboard import default_leaderboard_dir
 
     if path:
         return Path(path)
-    here = Path.cwd() / "leaderboards"
-    if here.is_dir():
-        return here
-    if writer:
+    if writer and not (Path.cwd() / "leaderboards").is_dir():
         raise CLIError(f"no leaderboards/ directory here, and {writer} writes to the leaderboards (never to the "
                        "read-only copy installed with the package): run it from the root of a clone of the "
                        "visual_robo_bench repository, or pass --leaderboard-dir DIR", code=2)
     try:
-        return installed_leaderboard_dir()
+        return default_leaderboard_dir()  # ./leaderboards, else the installed copy
     except FileNotFoundError as err:
         raise CLIError(f"no leaderboards/ directory here, and {err}, or pass --leaderboard-dir DIR", code=2) from None
 
@@ -58,27 +55,23 @@ def _leaderboard_dir(path: str | None, *, writer: str | None) -> Path:
 def _reference_levels(path: str | None) -> dict[str, dict[str, Any]]:
     """The reference levels (``reference_scores.json``) that ``vrb evaluate``'s normalized scores use.
 
-    ``--leaderboard-dir`` when given, else ``./leaderboards`` when it exists, else the installed copy. Without
-    either of the last two, a note on stderr says why the normalized column is empty, and the levels are empty
-    (the evaluation itself does not need them).
+    The directory a reading command uses (:func:`_leaderboard_dir`): ``--leaderboard-dir`` when given, else
+    ``./leaderboards`` when it exists, else the installed copy. Without either of the last two, a note on stderr
+    says why the normalized column is empty, and the levels are empty (the evaluation itself does not need them).
 
     Raises:
         CLIError: (exit 2) ``--leaderboard-dir`` has no ``reference_scores.json``.
     """
-    from .evaluation.leaderboard import default_leaderboard_dir, reference_scores
+    from .evaluation.leaderboard import reference_scores
 
-    if path:
-        if not (Path(path) / "reference_scores.json").is_file():
-            raise CLIError(f"--leaderboard-dir {path} has no reference_scores.json (the levels of the normalized "
-                           "scores); leave it out to use ./leaderboards or the copy installed with the package",
-                           code=2)
-        return reference_scores(Path(path))
     try:
-        root = default_leaderboard_dir()
-    except FileNotFoundError as err:
-        err_console.print(f"note: no normalized scores (no leaderboards/ directory here, and {err})",
-                          highlight=False, soft_wrap=True)
+        root = _leaderboard_dir(path, writer=None)
+    except CLIError as err:  # neither ./leaderboards nor an installed copy
+        err_console.print(f"note: no normalized scores ({err})", highlight=False, soft_wrap=True)
         return {}
+    if path and not (root / "reference_scores.json").is_file():
+        raise CLIError(f"--leaderboard-dir {path} has no reference_scores.json (the levels of the normalized "
+                       "scores); leave it out to use ./leaderboards or the copy installed with the package", code=2)
     return reference_scores(root)
 
 

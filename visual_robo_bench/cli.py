@@ -349,11 +349,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         try:
             env = gym.make_vec(task_id, num_envs=1, render_mode="rgb_array")
             obs, _ = env.reset(seed=0)
-            frame = env.render()
+            frame = env.render()[0]
             if not info:
                 info = renderer_info()  # needs a current context: right after rendering
             shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in obs.items() if k.startswith("pixels"))
-            table.add_row(task_id, "[green]ok[/green]", shapes, str(tuple(frame.shape[1:])),
+            table.add_row(task_id, "[green]ok[/green]", shapes, str(tuple(frame.shape)),
                           f"{time.perf_counter() - start:.2f}")
         except Exception as err:  # noqa: BLE001 - reported per task
             failures += 1

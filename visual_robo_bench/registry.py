@@ -73,7 +73,9 @@ def register_task(task_id: str, config: "TaskConfig | None" = None, *,
         task_id: Versioned id, ``Namespace/Name-vN``.
         config: The frozen config of this id (default: the task's ``config_cls()``).
         deprecated_by: For a version kept only so old results stay reproducible: the registered id that
-            replaces it (leaderboards mark the old one; ``gym.make`` warns that it is out of date). It must
+            replaces it (leaderboards mark the old one; making the env warns that it is out of date:
+            Gymnasium's version check for a higher version of the same name, VRB's own warning for a renamed
+            task, see :func:`rename_notice`). It must
             not be deprecated itself (point at the current version), and when it has the same
             ``Namespace/Name`` its version must be higher (``-v0`` is replaced by ``-v1``, never the reverse);
             another name is allowed (a renamed task).
@@ -194,6 +196,21 @@ def _check_replacement(task_id: str, deprecated_by: Any) -> None:
         raise ValueError(f"{task_id!r} cannot be deprecated by {deprecated_by!r}, which is deprecated itself "
                          f"(by {_TASKS[deprecated_by].deprecated_by!r}): pass deprecated_by={current!r}, the "
                          "current version, so that users are sent to it directly")
+
+
+def rename_notice(entry: TaskEntry) -> str | None:
+    """The deprecation warning for a deprecated id replaced by another *name*, or ``None``.
+
+    Gymnasium's ``gym.make`` warns by itself when a higher version of the same ``Namespace/Name`` is registered;
+    it cannot know a renamed task's successor, so the env says it (``VRBVectorEnv`` warns with this text).
+    """
+    if entry.deprecated_by is None:
+        return None
+    old, new = TASK_ID_RE.match(entry.id), TASK_ID_RE.match(entry.deprecated_by)
+    if old and new and old.group(1) == new.group(1):
+        return None
+    return (f"{entry.id} is deprecated and kept only to reproduce old results: use {entry.deprecated_by} "
+            f"(`vrb info {entry.id}` says why)")
 
 
 def get_task(task_id: str) -> TaskEntry:

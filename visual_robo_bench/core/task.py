@@ -60,7 +60,7 @@ class TaskState:
             raise TaskStateKeyError(key, sorted(self._arrays)) from None
 
     def __setitem__(self, key: str, value: np.ndarray) -> None:
-        self._arrays[key][...] = value
+        self[key][...] = value  # an undeclared key raises TaskStateKeyError, as reading it does
 
     def keys(self):
         return self._arrays.keys()
@@ -128,6 +128,14 @@ class Task:
         self.model = model
         lo, hi = model.actuator_ctrlrange.T
         self._ctrl_mid, self._ctrl_half = (lo + hi) / 2, (hi - lo) / 2
+        if type(self).apply_action is Task.apply_action:
+            unlimited = [model.actuator(i).name or f"#{i}" for i in range(model.nu)
+                         if not model.actuator_ctrllimited[i] or hi[i] <= lo[i]]
+            if unlimited:
+                raise ValueError(
+                    f"{type(self).__name__}: actuators {unlimited} have no control range, and Task.apply_action maps "
+                    "actions in [-1, 1] onto each actuator's ctrlrange (it would write 0): give them one "
+                    "(ctrlrange='-1 1' in the MJCF, or spec.actuators[i].ctrlrange) or override apply_action")
 
     def _require_setup(self) -> mujoco.MjModel:
         """The model :meth:`setup` cached; a task whose ``setup`` skipped the base one is told how to fix it."""

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from .vector_env import VRBState, VRBVectorEnv
+from .vector_env import VRBState, VRBVectorEnv, _action_dtype_ok
 
 
 def _unbatch(x: Any) -> Any:
@@ -47,6 +47,12 @@ class VRBEnv(gym.Env):
                     f"num_envs=N, {bad}=...) with the default vectorization mode (with vectorization_mode='sync' "
                     "or 'async', Gymnasium takes its own settings in vector_kwargs={...})"
                 )
+        if "truncation" in kwargs:
+            raise TypeError(
+                "'truncation' is a keyword of VRB's native vector env, not of one env: one env's truncation is "
+                f"Gymnasium's TimeLimit wrapper, whose length is gym.make({task_id!r}, max_episode_steps=N) (without "
+                "it, use env.unwrapped)"
+            )
         self._venv = VRBVectorEnv(task_id, num_envs=1, autoreset_mode=AutoresetMode.DISABLED,
                                   render_mode=render_mode, max_episode_steps=max_episode_steps, truncation=False,
                                   **kwargs)
@@ -82,16 +88,17 @@ class VRBEnv(gym.Env):
 
     def step(self, action: Any):
         a = np.asarray(action)
-        if a.shape != self.action_space.shape or a.dtype not in (np.float32, np.float64):
-            raise ValueError(f"action must be a float32 or float64 array of shape {self.action_space.shape}, "
-                             f"got {a.dtype} of shape {a.shape}")
+        if a.shape != self.action_space.shape or not _action_dtype_ok(a.dtype):
+            raise ValueError(f"action must be a real array of shape {self.action_space.shape} (float32, float64 or "
+                             f"a dtype that casts to float32 exactly: float16, int8, ...), got {a.dtype} of shape "
+                             f"{a.shape}")
         if self._venv.done[0]:
             raise RuntimeError("the episode has ended (terminated); call reset() before step()")
         obs, r, term, trunc, info = self._venv.step(a[None])
         return _unbatch(obs), float(r[0]), bool(term[0]), bool(trunc[0]), _unbatch(info)
 
     def render(self):
-        out = self._venv.render()
+        out = self._venv.render_envs([0])
         return None if out is None else out[0]
 
     def get_state(self, *, rng: bool = False) -> VRBState:

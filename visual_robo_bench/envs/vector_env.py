@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from ..core.config import TaskConfig, check_count
 from ..core.sim import BatchSim
 from ..core.task import Evaluation, Task, TaskState
-from ..registry import get_task
+from ..registry import get_task, rename_notice
 from ..render.pool import RenderPool
 from ..render.tiled import TiledRenderer, View
 
@@ -73,9 +73,26 @@ class VRBState:
         checkpoints hold, gives an unlabeled state, whose shapes and dtypes ``set_state`` still checks)."""
         return cls(d["physics"], d["task"], d["elapsed"], d.get("task_id"), d.get("config_hash"), d.get("rng"))
 
-    def take(self, rows: np.ndarray) -> "VRBState":
-        """The states at ``rows`` (repeats allowed, e.g. to clone one env into many)."""
+    def take(self, rows: Any) -> "VRBState":
+        """The states at ``rows`` (repeats allowed, e.g. to clone one env into many).
+
+        Args:
+            rows: 1-D integer row indices, or a bool mask with one entry per row.
+
+        Raises:
+            ValueError: ``rows`` is not 1-D, not integer or bool, out of range, or a mask of another length.
+        """
         rows = np.asarray(rows)
+        n = len(self)
+        if rows.ndim == 1 and rows.dtype == np.bool_:
+            if len(rows) != n:
+                raise ValueError(f"a bool mask for take() needs one entry per row ({n}), got {len(rows)}")
+            rows = np.flatnonzero(rows)
+        elif rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise ValueError(f"take() needs 1-D integer row indices or a bool mask of length {n}, got {_describe(rows)}")
+        rows = rows.astype(np.int64, copy=False)
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ValueError(f"row indices for take() must lie in [0, {n}), got {rows.tolist()}")
         rng = None if self.rng is None else [self.rng[int(r)] for r in rows.reshape(-1)]
         return VRBState(self.physics[rows].copy(), {k: v[rows].copy() for k, v in self.task.items()},
                         self.elapsed[rows].copy(), self.task_id, self.config_hash, rng)
@@ -102,6 +119,13 @@ def _bit_generator_of(state: Any) -> np.random.BitGenerator:
 def _resolve_config(cfg: TaskConfig, overrides: dict[str, Any]) -> TaskConfig:
     """``cfg`` with the keyword overrides (the registry passes every field: see ``registry.config_kwargs``)."""
     changes = dict(overrides)
+    if "cameras" in changes and "policy_cameras" in changes:
+        # gym.make passes the registered ``cameras`` keyword with every call: a user's policy_cameras wins over
+        # it, but not over cameras=... given by the user too (a registered value that differs from the default)
+        cameras, chosen = tuple(changes.pop("cameras")), changes["policy_cameras"]
+        if cameras not in (tuple(cfg.policy_cameras), tuple(chosen) if isinstance(chosen, (list, tuple)) else ()):
+            raise ValueError(f"cameras={cameras!r} and policy_cameras={chosen!r} both choose the policy cameras: "
+                             "pass one of them (cameras= is gym.make's keyword for policy_cameras)")
     if "cameras" in changes:  # user-facing name of the policy cameras
         cameras = changes.pop("cameras")
         if isinstance(cameras, str) or not all(isinstance(c, str) for c in cameras) or not len(cameras):
@@ -129,6 +153,13 @@ def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
 
 
 _REAL_SCALARS = (int, float, np.integer, np.floating)
+_ACTION_DTYPES = (np.float32, np.float64)
+
+
+def _action_dtype_ok(dtype: np.dtype) -> bool:
+    """Actions of ``dtype`` are taken: float64, or a real dtype that casts to float32 exactly (as the action
+    space's ``contains`` accepts them: float16, int8, uint16, ...; not bool)."""
+    return dtype == np.float64 or (dtype.kind in "fiu" and np.can_cast(dtype, np.float32))
 _NDARRAY = np.ndarray  # a module global: one lookup instead of two on the hot path
 
 
@@ -162,12 +193,14 @@ class VRBVectorEnv(VectorEnv):
         obs_mode: ``"visual"`` (images + ``proprio``) or ``"state"`` (privileged
             vectors only; never renders).
         privileged: Add ``privileged`` (and ``height_scan``) observation keys.
-        render_env_ids: Envs whose images are rendered (default: all). Image
-            keys then have this leading size; other envs never touch the renderer.
+        render_env_ids: Envs whose policy images are rendered (default: all). Image
+            keys then have this leading size; other envs never touch the policy renderer
+            (``render()``, the human view, still draws every env). Visual mode only.
         pixel_layout: ``"HWC"`` (default) or ``"CHW"``.
         action_bounds: ``"raise"`` (default) on actions outside [-1, 1], or
             ``"clip"`` (the clipped fraction is in ``info``).
-        render_mode: ``"rgb_array"``/``"depth_array"`` for :meth:`render` or None.
+        render_mode: ``"rgb_array"``/``"depth_array"`` for :meth:`render` (one image per env) and
+            :meth:`render_envs`, or None.
         nthread: Physics threads (default: the usable cores).
         render_workers: Render worker processes, e.g. one per core (default 0: render in
             this process). Workers are spawned, so a script using them needs the usual
@@ -219,6 +252,9 @@ class VRBVectorEnv(VectorEnv):
                              "use torch.from_numpy on its observations instead)")
         self.backend, self.torch_pixels = backend, bool(torch_pixels)
         entry = get_task(task_id)
+        notice = rename_notice(entry)
+        if notice:
+            gym.logger.deprecation(notice)
         self.task_id = entry.id
         self.cfg = _resolve_config(entry.config, overrides)
         self._config_hash = self.cfg.hash()  # labels states (VRBState.config_hash)
@@ -283,6 +319,10 @@ class VRBVectorEnv(VectorEnv):
         # --- rendering: only the policy cameras of the rendered envs
         if obs_mode == "visual":
             ids = self._env_ids(render_env_ids, "render_env_ids", distinct=True)
+        elif render_env_ids is not None and len(np.asarray(render_env_ids).reshape(-1)):
+            raise ValueError(f"render_env_ids={render_env_ids!r} chooses the envs whose policy images are rendered, "
+                             "and obs_mode='state' renders none: leave render_env_ids unset (render() draws every "
+                             "env with render_mode='rgb_array')")
         else:
             ids = np.zeros(0, dtype=np.int64)
         self.render_env_ids = ids
@@ -583,9 +623,13 @@ class VRBVectorEnv(VectorEnv):
 
     def set_frame_stacks(self, stacks: list[np.ndarray]) -> None:
         """Restore frame stacks from :meth:`get_frame_stacks` (after ``set_state``, which refills them)."""
-        if len(stacks) != len(self._frames) or any(a.shape != b.shape for a, b in zip(stacks, self._frames)):
-            raise ValueError(f"frame stacks of shapes {[a.shape for a in stacks]} do not match the env's "
-                             f"{[b.shape for b in self._frames]}")
+        if len(stacks) != len(self._frames) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(stacks, self._frames)):
+            raise ValueError(f"frame stacks of shapes {[tuple(a.shape) for a in stacks]} do not match the env's "
+                             f"{[tuple(b.shape) for b in self._frames]}")
+        dtypes = [str(a.dtype).replace("torch.", "") for a in stacks]
+        if any(d != "uint8" for d in dtypes):
+            raise ValueError(f"frame stacks must be uint8 images, as get_frame_stacks() returns them, got dtypes "
+                             f"{dtypes} (a cast would wrap values outside 0-255)")
         for dst, src in zip(self._frames, stacks):
             if self.torch_pixels:
                 import torch
@@ -674,8 +718,9 @@ class VRBVectorEnv(VectorEnv):
     def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray | None]:
         a = np.asarray(actions)
         expected = self._action_shape
-        if a.dtype not in (np.float32, np.float64):
-            raise ValueError(f"actions must be float32 or float64 of shape {expected}, got dtype {a.dtype}")
+        if a.dtype not in _ACTION_DTYPES and not _action_dtype_ok(a.dtype):
+            raise ValueError(f"actions must be a real array of shape {expected}: float32, float64 or a dtype that "
+                             f"casts to float32 exactly (float16, int8, ...), got dtype {a.dtype}")
         if a.shape != expected:
             raise ValueError(f"actions must have shape {expected} (num_envs, action_dim), got {a.shape}")
         a = a.astype(np.float32)  # a copy: the caller's array is never aliased by the task state
@@ -882,23 +927,40 @@ class VRBVectorEnv(VectorEnv):
         return info
 
     # ------------------------------------------------------------ human view
-    def render(self):
-        """Human-facing images of the rendered envs, ``(R, H, W, 3)`` (or depth ``(R, H, W)``)."""
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """Human-facing images, one per env as Gymnasium's vector envs return them (so its vector wrappers, e.g.
+        ``RecordVideo``, work): a tuple of ``num_envs`` ``(H, W, 3)`` uint8 images at ``render_size`` from the
+        ``render_camera`` (depth ``(H, W)`` float32 metres with ``render_mode="depth_array"``).
+
+        Every env is drawn, whatever ``render_env_ids`` (which chooses the policy images only), in one batched
+        call; :meth:`render_envs` draws a subset.
+        """
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' to gym.make")
+            return None
+        return tuple(self.render_envs(None))
+
+    def render_envs(self, env_ids: Any = None) -> np.ndarray | None:
+        """Human-facing images of ``env_ids`` (default: every env) as one array, ``(k, H, W, 3)`` (depth
+        ``(k, H, W)``), e.g. a video of env 0 alone: ``env.render_envs([0])[0]``.
+
+        Raises:
+            ValueError: ``env_ids`` not distinct env indices.
+        """
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array' to gym.make")
             return None
         self._check_open()
-        # the envs whose policy images are rendered, or every env when none is (state mode, render_env_ids=[])
-        ids = self.render_env_ids if len(self.render_env_ids) else np.arange(self.num_envs)
-        if self._viewer is None:
+        ids = self._env_ids(env_ids, "env_ids", distinct=True)
+        if self._viewer is None:  # built for every env: any subset renders in one call
             h, w = self.cfg.render_size
             view = View(self.cfg.render_camera or self.cfg.policy_cameras[0], h, w, depth=self.render_mode == "depth_array")
             if self.backend == "warp":
                 from ..render.warp_render import WarpRenderer
 
-                self._viewer = WarpRenderer(self.model, [view], len(ids), self.cfg.render_profile)
+                self._viewer = WarpRenderer(self.model, [view], self.num_envs, self.cfg.render_profile)
             else:
-                self._viewer = TiledRenderer(self.model, [view], len(ids), self.cfg.render_profile)
+                self._viewer = TiledRenderer(self.model, [view], self.num_envs, self.cfg.render_profile)
         return self._viewer.render(self.sim.state[ids])[0]
 
     def close_extras(self, **kwargs: Any) -> None:

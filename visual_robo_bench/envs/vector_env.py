@@ -153,6 +153,7 @@ def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
 
 
 _REAL_SCALARS = (int, float, np.integer, np.floating)
+_NDARRAY = np.ndarray  # a module global: one lookup instead of two on the hot path
 _ACTION_DTYPES = (np.float32, np.float64)
 
 
@@ -160,7 +161,6 @@ def _action_dtype_ok(dtype: np.dtype) -> bool:
     """Actions of ``dtype`` are taken: float64, or a real dtype that casts to float32 exactly (as the action
     space's ``contains`` accepts them: float16, int8, uint16, ...; not bool)."""
     return dtype == np.float64 or (dtype.kind in "fiu" and np.can_cast(dtype, np.float32))
-_NDARRAY = np.ndarray  # a module global: one lookup instead of two on the hot path
 
 
 def _column_error(value: Any, n: int, kinds: str = "fiu") -> str | None:

@@ -22,6 +22,7 @@ from visual_robo_bench.core import scene
 from visual_robo_bench.core.config import CameraConfig, TaskConfig
 from visual_robo_bench.core.sim import BatchSim, gather, state_columns
 from visual_robo_bench.core.task import Evaluation, Task, TaskState
+from visual_robo_bench.models import package_provenance
 from visual_robo_bench.registry import register_task
 
 from ._common import HurdleRow, heading_alignment, random_tilt_quat
@@ -71,6 +72,8 @@ class LocomotionTask(Task):
     """Shared machinery: model loading, floor, spawn bookkeeping, progress metrics."""
 
     model_path: str = ""
+    #: The installed package that ships ``model_path`` (its version goes into results files' provenance).
+    model_package: str = ""
     torso: str = "torso"
     metric_names = ("distance", "fell")
     #: Floor and obstacles collide with the robot; False only in the deprecated v0 of Walker,
@@ -83,6 +86,9 @@ class LocomotionTask(Task):
     def load_robot(self) -> mujoco.MjSpec:
         """The robot's ``MjSpec`` without its own floor, lights and cameras."""
         spec = mujoco.MjSpec.from_file(self.model_path)
+        # source, version and XML hash: recorded in results files
+        self.provenance = package_provenance(os.path.splitext(os.path.basename(self.model_path))[0],
+                                             self.model_package, self.model_path)
         scene.remove_lights_and_floor(spec)
         for cam in list(spec.cameras):
             spec.delete(cam)
@@ -224,7 +230,7 @@ class Hopper(PlanarTask):
     """
 
     config_cls = HopperConfig
-    model_path = gymnasium_asset("hopper.xml")
+    model_path, model_package = gymnasium_asset("hopper.xml"), "gymnasium"
     joint_names = ("thigh_joint", "leg_joint", "foot_joint")
     floor_length = 200.0
 
@@ -293,7 +299,7 @@ class WalkerConfig(LocomotionConfig):
 class WalkerBase(PlanarTask):
     """dm_control's planar walker: observations by joint name, walker termination."""
 
-    model_path = dm_control_asset("walker.xml")
+    model_path, model_package = dm_control_asset("walker.xml"), "dm_control"
     joint_names = WALKER_JOINTS
 
     def setup(self, model):
@@ -547,7 +553,7 @@ class Ant(FreeBaseTask):
     """
 
     config_cls = AntConfig
-    model_path = gymnasium_asset("ant.xml")
+    model_path, model_package = gymnasium_asset("ant.xml"), "gymnasium"
 
     def customize(self, spec):
         for geom in spec.geoms:
@@ -640,7 +646,7 @@ class Humanoid(FreeBaseTask):
     """
 
     config_cls = HumanoidConfig
-    model_path = dm_control_asset("humanoid.xml")
+    model_path, model_package = dm_control_asset("humanoid.xml"), "dm_control"
     heading_target = 200.0
 
     def customize(self, spec):

@@ -325,6 +325,27 @@ def test_model_provenance_reaches_results():
     assert doc["runs"][0]["model_provenance"] == prov
 
 
+@pytest.mark.parametrize("task_id, robot, package", [("VRB/Hopper-v1", "hopper", "gymnasium"),
+                                                      ("VRB/Walker-v1", "walker", "dm_control"),
+                                                      ("VRB/Ant-v1", "ant", "gymnasium"),
+                                                      ("VRB/Humanoid-v0", "humanoid", "dm_control"),
+                                                      ("VRB/WalkerHurdle-v1", "walker", "dm_control")])
+def test_models_from_installed_packages_record_their_provenance(task_id, robot, package):
+    """tasks.md 2.5: the model's source goes into every results file, also for gymnasium's and dm_control's."""
+    import hashlib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from visual_robo_bench.envs import VRBVectorEnv
+
+    env = VRBVectorEnv(task_id, num_envs=1, obs_mode="state")
+    prov = env.provenance
+    env.close()
+    assert prov["robot"] == robot and prov["source"] == f"{package} {version(package)}"
+    assert Path(prov["path"]).name == f"{robot}.xml"
+    assert prov["xml_sha256"] == hashlib.sha256(Path(prov["path"]).read_bytes()).hexdigest()[:16]
+
+
 def test_shipped_policy_runs_the_main_job(tmp_path):
     from pathlib import Path
 

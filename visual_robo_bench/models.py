@@ -233,19 +233,35 @@ def resolve_model(robot: str, model_dir: str | os.PathLike | None = None) -> Pat
     return _from_robot_descriptions(robot)
 
 
+def _xml_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def package_provenance(robot: str, package: str, path: str | Path) -> dict[str, str]:
+    """Where a model shipped inside an installed Python package came from: the package and its version, the
+    file and a hash of its XML (e.g. gymnasium's ``hopper.xml``, dm_control's ``walker.xml``).
+
+    Args:
+        robot: The robot's name, e.g. ``"hopper"``.
+        package: The distribution that ships the file, e.g. ``"gymnasium"`` or ``"dm_control"``.
+        path: The model file.
+    """
+    source = package
+    try:
+        from importlib.metadata import version
+
+        source += f" {version(package)}"
+    except Exception:  # noqa: BLE001 - metadata missing in odd installs
+        pass
+    return {"robot": robot, "source": source, "commit": "", "path": str(path), "xml_sha256": _xml_digest(path)}
+
+
 def provenance(robot: str, path: Path) -> dict[str, str]:
     """Where a resolved model came from: source, pinned commit and a hash of its XML."""
     src = ROBOTS[robot]
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     if robot == "shadow_hand":
-        source = "gymnasium-robotics"
-        try:
-            from importlib.metadata import version
-
-            source += f" {version('gymnasium-robotics')}"
-        except Exception:  # noqa: BLE001 - metadata missing in odd installs
-            pass
-        return {"robot": robot, "source": source, "commit": "", "path": str(path), "xml_sha256": digest}
+        return package_provenance(robot, "gymnasium-robotics", path)
+    digest = _xml_digest(path)
     in_cache = re.search(rf"{src.repository}-([0-9a-f]{{40}})", str(path))
     source = "robot_descriptions" if in_cache else "model_dir"
     return {"robot": robot, "source": source, "commit": in_cache.group(1) if in_cache else "",

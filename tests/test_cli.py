@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from vrb_helpers import write_seeded_agents
+from vrb_helpers import slide_task_module, write_seeded_agents
 
 from visual_robo_bench.cli import main
 
@@ -39,6 +42,149 @@ def test_render_writes_file(tmp_path, ext):
 
 def test_render_rejects_bad_extension(tmp_path):
     assert main(["render", "VRB/Walker-v1", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+POLICIES = """
+import numpy as np
+
+
+def Raises(env):
+    raise RuntimeError("boom")
+
+
+class WrongShape:
+    def __init__(self, env):
+        pass
+
+    def act(self, obs):
+        return np.zeros(3, np.float32)  # one env's actions of a 3-dof robot: Walker's batch is (1, 6)
+"""
+
+
+@pytest.mark.parametrize("policy,message", [
+    ("render_policies:Raises", "creating policy 'render_policies:Raises' raised RuntimeError: boom"),
+    ("render_policies:WrongShape", "--policy render_policies:WrongShape: act() returned actions of shape (3,); "
+                                   "expected (1, 6)"),
+    ("render_broken:Raises", "cannot import policy module 'render_broken': RuntimeError: at import"),
+])
+def test_render_policy_failures_are_one_line_errors(tmp_path, monkeypatch, capsys, policy, message):
+    """A --policy factory that raises, a module that raises on import, or act() returning another shape than the
+    env's (num_envs, action dim) gave tracebacks; each is a one-line error naming the policy (exit 2)."""
+    (tmp_path / "render_policies.py").write_text(POLICIES)
+    (tmp_path / "render_broken.py").write_text('raise RuntimeError("at import")\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("render_policies", "render_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        assert main(["render", "VRB/Walker-v1", "--out", str(tmp_path / "x.png"), "--steps", "2",
+                     "--policy", policy]) == 2
+    finally:
+        for name in ("render_policies", "render_broken"):
+            sys.modules.pop(name, None)
+    err = capsys.readouterr().err.replace("\n", "")
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["render", "VRB/Walker-v1", "--out", "{tmp}/x.png", "--steps", "1", "--seed", "-1"],
+     "argument --seed: must be at least 0, got -1"),
+    (["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1", "--training-seed", "-1"],
+     "argument --training-seed/--seed: must be at least 0, got -1"),
+], ids=["render--seed", "evaluate--training-seed"])
+def test_negative_seeds_are_refused_like_train_seed(tmp_path, capsys, argv, message):
+    """vrb render --seed -1 gave a Gymnasium traceback and vrb evaluate --training-seed -1 was accepted; both take
+    seeds with the type of vrb train --seed (an integer >= 0), refused by argparse before any env is built."""
+    with pytest.raises(SystemExit) as exc:
+        main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.fixture
+def no_long_work(monkeypatch):
+    """Rollouts and evaluations fail the test when started: the checks under test must come before them."""
+    import gymnasium
+
+    import visual_robo_bench.evaluation as evaluation
+
+    def started(*args, **kwargs):
+        raise AssertionError("the long work started before the bad input was refused")
+
+    monkeypatch.setattr(gymnasium, "make_vec", started)
+    monkeypatch.setattr(evaluation, "evaluate", started)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["render", "VRB/Walker-v1", "--steps", "2", "--out", "{file}/x.png"], "--out {file}/x.png cannot be written"),
+    (["render", "VRB/Walker-v1", "--steps", "2", "--out", "/proc/x.png"], "--out /proc/x.png cannot be written"),
+    (["render", "VRB/Walker-v1", "--steps", "2", "--out", "{dir}.png"], "--out {dir}.png is a directory"),
+    (["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1", "--out", "{file}/r.json"],
+     "--out {file}/r.json cannot be written"),
+    (["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1", "--out", "/proc/r.json"],
+     "--out /proc/r.json cannot be written"),
+    (["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1", "--video", "{file}/sub/v.mp4"],
+     "--video {file}/sub/v.mp4 cannot be written"),
+], ids=["render-under-a-file", "render-proc", "render-a-directory", "evaluate-under-a-file", "evaluate-proc",
+        "video-under-a-file"])
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys, no_long_work, argv, message):
+    """An output file that cannot be written failed only after the rollout or evaluation (which was lost),
+    with a traceback; it is a one-line error before the work starts."""
+    if any(a.startswith("/proc/") for a in argv) and not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    (tmp_path / "file").write_text("a file, not a directory")
+    (tmp_path / "dir.png").mkdir()
+    fill = {"{file}": str(tmp_path / "file"), "{dir}": str(tmp_path / "dir")}
+
+    def filled(text):
+        for key, value in fill.items():
+            text = text.replace(key, value)
+        return text
+
+    assert main([filled(a) for a in argv]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert filled(message) in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png", "file"]
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """Undo the registrations and imports of a third-party task module (VRB's registry, Gymnasium's, sys.modules,
+    sys.path), so that each test imports it afresh."""
+    import gymnasium as gym
+
+    from visual_robo_bench import registry
+
+    tasks, specs, modules = dict(registry._TASKS), set(gym.registry), set(sys.modules)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for key in set(registry._TASKS) - set(tasks):
+        del registry._TASKS[key]
+    for key in set(gym.registry) - specs:
+        del gym.registry[key]
+    for name in set(sys.modules) - modules:
+        if name.startswith("cwd_lab"):
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("argv,printed", [
+    (["info", "cwd_lab:CwdLab/Slide-v0"], "CwdLab/Slide-v0  (cwd_lab.LabSlide)"),
+    (["check", "cwd_lab:CwdLab/Slide-v0", "--steps", "2", "--num-envs", "2"], "CwdLab/Slide-v0: 2 steps"),
+    (["render", "cwd_lab:CwdLab/Slide-v0", "--out", "slide.png", "--steps", "1"], "wrote slide.png"),
+    (["evaluate", "--agent", "zero", "--task", "cwd_lab:CwdLab/Slide-v0", "--episodes", "1", "--num-envs", "1"],
+     "CwdLab/Slide-v0"),
+], ids=["info", "check", "render", "evaluate"])
+def test_third_party_task_ids_import_from_the_working_directory(tmp_path, monkeypatch, capsys, fresh_registry,
+                                                                argv, printed):
+    """`their_module:Lab/Task-v0` finds their_module in the working directory for every command taking a task id,
+    as `vrb list --module their_module` does (it did for list and doctor only)."""
+    (tmp_path / "cwd_lab.py").write_text(slide_task_module("CwdLab/Slide-v0"))
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0, capsys.readouterr().err
+    assert printed in capsys.readouterr().out
 
 
 def test_bench_rows():
@@ -80,6 +226,21 @@ def test_bench_alternates_loops_in_chunks():
     for name, (iters, elapsed) in done.items():
         assert iters == measured.count(name) and elapsed >= 0.12
 
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf", "0"])
+def test_bench_refuses_seconds_that_are_not_a_finite_positive_number(monkeypatch, capsys, seconds):
+    """--seconds nan passed the `<= 0` check and ended in a ZeroDivisionError after the stages ran; inf would time
+    each stage forever. Both are refused before anything runs."""
+    from visual_robo_bench import bench
+
+    def ran(*args, **kwargs):
+        raise AssertionError("vrb bench ran with --seconds " + seconds)
+
+    monkeypatch.setattr(bench, "run_bench", ran)
+    assert main(["bench", "VRB/Walker-v1", "--num-envs", "2", f"--seconds={seconds}"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "--seconds a finite number > 0" in err and "Traceback" not in err
 
 
 def test_physics_overhead_script_rows():
@@ -147,6 +308,41 @@ def test_evaluate_counts_below_one_are_refused(capsys, flag, value):
     assert f"argument {flag}: must be at least 1, got {value}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("video", ["v.txt", "novid", "v.MP4.txt"])
+def test_evaluate_video_suffix_is_checked_up_front(tmp_path, capsys, no_long_work, video):
+    """--video v.txt or a name without a suffix crashed in the video writer after the whole evaluation; the
+    suffix is checked first, as vrb render checks --out, with the same list (.mp4, .gif)."""
+    assert main(["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1",
+                 "--video", str(tmp_path / video)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert f"--video must end in .mp4 or .gif (the file type comes from it), got {video!r}" in err
+    assert "Traceback" not in err and not any(tmp_path.iterdir())
+
+
+def test_evaluate_writes_a_gif_video_and_its_help_names_both_formats(tmp_path, capsys):
+    """The harness's writer handles .gif as well as .mp4: both are accepted, and --help says so. The GIF plays at
+    the env's speed as vrb render's do: Walker's 100 fps become every 2nd frame at 20 ms (Pillow took fps as
+    10 ms delays, which viewers slow down to 100 ms)."""
+    video = tmp_path / "v.gif"
+    assert main(["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1", "--num-envs", "1",
+                 "--video", str(video)]) == 0
+    assert iio.improps(video).n_images > 1 and iio.immeta(video)["duration"] == 20
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert ".mp4 or .gif" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("out,video", [("same.mp4", "same.mp4"), ("same.mp4", "sub/../same.mp4")])
+def test_evaluate_refuses_out_and_video_naming_one_file(tmp_path, capsys, no_long_work, out, video):
+    """--out and --video naming one file: the results JSON silently overwrote the video; refused up front."""
+    (tmp_path / "sub").mkdir()
+    assert main(["evaluate", "--agent", "zero", "--task", "VRB/Walker-v1", "--episodes", "1",
+                 "--out", str(tmp_path / out), "--video", str(tmp_path / video)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "name the same file" in err and "give them different names" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
 def test_evaluate_never_overwrites_silently_and_records_the_budget(tmp_path, capsys):
     from visual_robo_bench.evaluation.results import load
 
@@ -208,7 +404,10 @@ def test_python_dash_m_reports_errors_like_vrb(module, tmp_path):
 
 
 def test_submit_rejects_nan_with_a_message(tmp_path, capsys):
+    import shutil
+
     (tmp_path / "board" / "submissions").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "leaderboards" / "config.json", tmp_path / "board")
     bad = tmp_path / "nan.json"
     bad.write_text('{"schema_version": "1", "runs": [{"episodes": [{"return": NaN}]}]}')
     assert main(["submit", str(bad), "--leaderboard-dir", str(tmp_path / "board")]) == 2

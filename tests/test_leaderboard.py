@@ -735,6 +735,7 @@ def test_huge_integers_are_a_one_line_rejection(tmp_path, random_doc, capsys, nu
     path = tmp_path / "huge.json"
     path.write_text(json.dumps(doc).replace('"return": 0.5', f'"return": {number}', 1))
     (tmp_path / "board" / "submissions").mkdir(parents=True)
+    (tmp_path / "board" / "config.json").write_text(json.dumps(DEFAULT_CONFIG))
     assert main(["submit", str(path), "--leaderboard-dir", str(tmp_path / "board")]) == 2
     err = capsys.readouterr().err
     assert "rejected" in err and message in err and "Traceback" not in err and "OverflowError" not in err
@@ -771,6 +772,8 @@ def test_outside_a_checkout_reads_use_the_installed_copy_and_writes_are_refused(
     """Without ./leaderboards a read gets the copy installed with the package; submit, verify and leaderboard
     build (which write) refuse with what to do, never falling back to the installed copy (in site-packages).
     (tests/test_packaging.py runs the same against a built and installed wheel.)"""
+    import shutil
+
     from visual_robo_bench.cli import CLIError, main
     from visual_robo_bench.cli_eval import _leaderboard_dir
     from visual_robo_bench.evaluation import leaderboard
@@ -792,18 +795,56 @@ def test_outside_a_checkout_reads_use_the_installed_copy_and_writes_are_refused(
                 "DIR") in err
     assert not any(installed.iterdir()) and sorted(p.name for p in work.iterdir()) == ["r.json"]
     (work / "leaderboards").mkdir()  # a checkout: its own leaderboards, for reads and writes
+    (work / "leaderboards" / "config.json").write_text(json.dumps(DEFAULT_CONFIG))
     assert _leaderboard_dir(None, writer=None) == _leaderboard_dir(None, writer="vrb submit") == work / "leaderboards"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text(json.dumps(DEFAULT_CONFIG))
     assert _leaderboard_dir(str(tmp_path / "mine"), writer="vrb submit") == tmp_path / "mine"
 
     def no_copy():
         raise FileNotFoundError("the installed visual_robo_bench has no leaderboards")
 
     monkeypatch.setattr(leaderboard, "installed_leaderboard_dir", no_copy)
-    (work / "leaderboards").rmdir()
+    shutil.rmtree(work / "leaderboards")
     with pytest.raises(CLIError, match="no leaderboards/ directory here, and the installed visual_robo_bench has no "
                                        "leaderboards, or pass --leaderboard-dir DIR") as exc:
         _leaderboard_dir(None, writer=None)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("command", [["submit", "r.json"], ["leaderboard", "build"], ["verify", "zero", "--policy",
+                                                                                       "zero"]],
+                         ids=["submit", "build", "verify"])
+@pytest.mark.parametrize("state", ["missing", "no-config", "default"])
+def test_writing_commands_refuse_a_directory_without_a_board(tmp_path, monkeypatch, capsys, command, state):
+    """submit, leaderboard build and verify on a --leaderboard-dir that does not exist, or has no config.json,
+    silently started a new board with the built-in DEFAULT_CONFIG; they refuse (exit 2, one line, nothing
+    written) and say how to start a board: copy the project's config.json into it. ./leaderboards alike."""
+    from visual_robo_bench.cli import main
+    from visual_robo_bench.evaluation import leaderboard
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.json").write_text("{}")
+    board = tmp_path / "board"
+    flag = []
+    if state == "default":  # ./leaderboards without config.json
+        board = tmp_path / "leaderboards"
+        board.mkdir()
+    else:
+        flag = ["--leaderboard-dir", str(board)]
+        if state == "no-config":
+            board.mkdir()
+    assert main([*command, *flag]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    err = " ".join(err.split())
+    name = "leaderboards/" if state == "default" else f"--leaderboard-dir {board}"
+    why = "does not exist" if state == "missing" else "has no config.json"
+    writer = {"submit": "vrb submit", "leaderboard": "vrb leaderboard build", "verify": "vrb verify"}[command[0]]
+    assert f"error: {name} {why}" in err and writer in err
+    assert "to start a new board, create it and copy the project's config into it" in err
+    assert f"mkdir -p {board} && cp {leaderboard.installed_leaderboard_dir() / 'config.json'} {board}/" in err
+    assert (not board.exists()) if state == "missing" else not any(board.iterdir())
 
 
 @pytest.mark.parametrize("mujoco_version", ["3.0.0", None], ids=["other-mujoco", "installed-versions"])

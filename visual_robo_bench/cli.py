@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import math
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ def _console(stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
+#: Video files ``vrb render --out`` and ``vrb evaluate --video`` write (both writers handle these).
 VIDEO_SUFFIXES = (".mp4", ".gif")
 IMAGE_SUFFIXES = (".png",)
 
@@ -49,10 +51,23 @@ class CLIError(Exception):
 
 
 # ------------------------------------------------------------------------- helpers
+def _cwd_importable() -> None:
+    """Make modules in the working directory importable, as ``python -m`` does (a third-party task package, a
+    ``--policy`` module): every command that imports a user's module by name goes through here."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _entry(task_id: str):
-    """The registry entry of ``task_id``; unknown ids become a :class:`CLIError` (exit 2)."""
+    """The registry entry of ``task_id``; unknown ids become a :class:`CLIError` (exit 2).
+
+    ``their_module:Lab/Task-v0`` imports ``their_module`` first, from the working directory too (as ``vrb list
+    --module their_module`` does).
+    """
     from .registry import get_task
 
+    if ":" in task_id:
+        _cwd_importable()
     try:
         return get_task(task_id)
     except KeyError as err:
@@ -67,8 +82,8 @@ def _import_modules(modules: Sequence[str] | None) -> None:
     """
     from .registry import import_task_module
 
-    if modules and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    if modules:
+        _cwd_importable()
     for module in modules or ():
         name = module.split(":", 1)[0]
         if not name:
@@ -77,6 +92,61 @@ def _import_modules(modules: Sequence[str] | None) -> None:
             import_task_module(name, "(--module)")
         except KeyError as err:
             raise CLIError(str(err.args[0]), code=2) from None
+
+
+def _or_list(items: Sequence[str]) -> str:
+    """``".png, .mp4 or .gif"``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _check_suffix(path: str, flag: str, suffixes: Sequence[str]) -> str:
+    """The lower-case suffix of an output file, which must be one of ``suffixes`` (the file type comes from it).
+
+    Raises:
+        CLIError: (exit 2) Another suffix, or none.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in suffixes:
+        raise CLIError(f"{flag} must end in {_or_list(suffixes)} (the file type comes from it), got "
+                       f"{Path(path).name!r}", code=2)
+    return suffix
+
+
+def _check_writable(path: str, flag: str) -> Path:
+    """Refuse an output file that cannot be written, before any long work (rollouts, evaluations).
+
+    The file must not be a directory, and its nearest existing ancestor directory must take a new file (the
+    missing directories between are created when the file is written): a probe file is made there and removed
+    at once, so nothing is left behind.
+
+    Args:
+        path: The output file.
+        flag: Its option (``--out``), for the message.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        CLIError: (exit 2) The file cannot be written there; says what to do.
+    """
+    import tempfile
+
+    out = Path(path)
+    fix = "choose a file in a directory you can write to"
+    existing = out.absolute().parent
+    try:
+        if out.is_dir():
+            raise CLIError(f"{flag} {path} is a directory; name a file in it", code=2)
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise CLIError(f"{flag} {path} cannot be written: {existing} is a file, not a directory; {fix}", code=2)
+        with tempfile.TemporaryFile(dir=existing, prefix=".vrb-write-check-"):
+            pass
+    except OSError as err:
+        raise CLIError(f"{flag} {path} cannot be written: no file can be created in {existing} "
+                       f"({err.strerror or err}); {fix}", code=2) from None
+    return out
 
 
 def _control_hz(cfg: Any) -> float:
@@ -160,12 +230,11 @@ def _load_policy(spec: str, env: Any) -> Any:
     if ":" not in spec:
         raise CLIError(f"--policy must be 'module:callable', got {spec!r}", code=2)
     mod_name, attr = spec.split(":", 1)
-    if os.getcwd() not in sys.path:  # like `python -m`: modules in the working directory are importable
-        sys.path.insert(0, os.getcwd())
+    _cwd_importable()
     try:
         module = importlib.import_module(mod_name)
-    except ImportError as err:
-        raise CLIError(f"cannot import policy module {mod_name!r}: {err}", code=2) from None
+    except (Exception, SystemExit) as err:  # ImportError, or the module's own code raising (a SyntaxError, ...)
+        raise CLIError(f"cannot import policy module {mod_name!r}: {type(err).__name__}: {err}", code=2) from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise CLIError(f"module {mod_name!r} has no callable {attr!r}", code=2)
@@ -174,7 +243,10 @@ def _load_policy(spec: str, env: Any) -> Any:
                         for p in inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):
         takes_arg = False
-    policy = factory(env) if takes_arg else factory()
+    try:
+        policy = factory(env) if takes_arg else factory()
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - the policy's own code: reported in one line
+        raise CLIError(f"creating policy {spec!r} raised {type(err).__name__}: {err}", code=2) from None
     if not callable(getattr(policy, "act", None)):
         raise CLIError(f"{spec} returned {type(policy).__name__}, which has no act(obs) method", code=2)
     return policy
@@ -189,6 +261,25 @@ class _RandomPolicy:
 
     def act(self, obs: Any) -> Any:
         return self.space.sample()
+
+
+def _policy_actions(policy: Any, obs: Any, env: Any, spec: str) -> Any:
+    """``policy.act(obs)`` as float32 actions of the env's shape ``(num_envs, action dim)``.
+
+    Raises:
+        CLIError: (exit 2) ``act`` raised, or returned something else; names the ``--policy`` and the shape.
+    """
+    import numpy as np
+
+    expected = tuple(env.action_space.shape)
+    try:
+        actions = np.asarray(policy.act(obs), dtype=np.float32)
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - the policy's own code: reported in one line
+        raise CLIError(f"--policy {spec}: act() raised {type(err).__name__}: {err}", code=2) from None
+    if actions.shape != expected:
+        raise CLIError(f"--policy {spec}: act() returned actions of shape {actions.shape}; expected {expected} "
+                       f"(num_envs, action dim): one row of {expected[1]} actions per env", code=2)
+    return actions
 
 
 def _resize_nearest(img: Any, height: int) -> Any:
@@ -246,12 +337,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render.gl import select_backend
 
     entry = _entry(args.task)
-    out = Path(args.out)
-    suffix = out.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
-        raise CLIError(f"--out must end in .png, .mp4 or .gif, got {out.name!r}", code=2)
+    suffix = _check_suffix(args.out, "--out", IMAGE_SUFFIXES + VIDEO_SUFFIXES)
     if args.steps < 1 or args.num_envs < 1:
         raise CLIError("--steps and --num-envs must be >= 1", code=2)
+    out = _check_writable(args.out, "--out")  # before the rollout
     select_backend()
     kwargs: dict[str, Any] = {}
     if args.camera:
@@ -266,8 +355,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         frames = [_compose(env.render(), obs, env)]
         from tqdm import tqdm
 
-        for _ in tqdm(range(args.steps), desc=f"render {entry.id}", unit="step", leave=False):
-            obs, *_ = env.step(np.asarray(policy.act(obs), dtype=np.float32))
+        spec = args.policy or "random"
+        actions = _policy_actions(policy, obs, env, spec)  # a policy's wrong actions fail before the progress bar
+        for step in tqdm(range(args.steps), desc=f"render {entry.id}", unit="step", leave=False):
+            obs, *_ = env.step(actions if step == 0 else _policy_actions(policy, obs, env, spec))
             frames.append(_compose(env.render(), obs, env))
         fps = int(env.metadata.get("render_fps", 30))
     finally:
@@ -284,10 +375,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         iio.imwrite(out, [_pad_to(f, 16) for f in frames], fps=fps, codec="libx264")
         console.print(f"wrote {out} ({len(frames)} frames at {fps} fps)")
     else:
-        gif_fps = min(fps, 50)  # GIF delays are in 10 ms units; viewers clamp faster ones
-        stride = max(1, round(fps / gif_fps))
-        iio.imwrite(out, frames[::stride], duration=1000 / gif_fps * 1, loop=0)
-        console.print(f"wrote {out} ({len(frames[::stride])} frames at {gif_fps} fps)")
+        from .evaluation.harness import gif_timing  # GIF delays are in 10 ms units; viewers clamp faster ones
+
+        stride, duration_ms = gif_timing(fps)
+        iio.imwrite(out, frames[::stride], duration=duration_ms, loop=0)
+        console.print(f"wrote {out} ({len(frames[::stride])} frames at {1000 / duration_ms:g} fps)")
     return 0
 
 
@@ -297,8 +389,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import machine_description, run_bench
 
     entry = _entry(args.task)
-    if args.num_envs < 1 or args.seconds <= 0:
-        raise CLIError("--num-envs must be >= 1 and --seconds > 0", code=2)
+    if args.num_envs < 1 or not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise CLIError(f"--num-envs must be >= 1 and --seconds a finite number > 0, got --num-envs "
+                       f"{args.num_envs} --seconds {args.seconds:g}", code=2)
     if args.image_size is not None and args.image_size < 8:
         raise CLIError("--image-size must be >= 8", code=2)
     rows = run_bench(entry.id, num_envs=args.num_envs, seconds=args.seconds, image_size=args.image_size)
@@ -495,11 +588,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="task id, e.g. VRB/Walker-v1")
     p.set_defaults(func=cmd_info)
 
+    from .cli_eval import _seed_base  # argparse type: an integer >= 0
+
     p = sub.add_parser("render", help="roll out a policy and save a .png, .mp4 or .gif")
     p.add_argument("task", help="task id, e.g. VRB/Walker-v1")
     p.add_argument("--out", required=True, help="output file: .png (contact sheet), .mp4 or .gif")
     p.add_argument("--steps", type=int, default=100, help="env steps to roll out (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="reset seed (default 0)")
+    p.add_argument("--seed", type=_seed_base, default=0, help="reset seed >= 0 (default 0)")
     p.add_argument("--camera", default=None, help="camera of the human view (default: the task's render camera)")
     p.add_argument("--policy", default=None, metavar="MODULE:FACTORY",
                    help="factory returning an object with act(obs) -> actions (default: random)")
@@ -523,8 +618,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "--set horizon=16 (sdpg) or --set num_envs=8 (ppo, sac, drqv2, random, zero)")
     p.add_argument("--run-dir", default=None, help="run directory (default runs/AGENT-TASK-sSEED-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    from .cli_eval import _seed_base  # argparse type: an integer >= 0
-
     p.add_argument("--seed", type=_seed_base, default=None,
                    help="run seed >= 0 (torch, numpy, envs; default: the config's, 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

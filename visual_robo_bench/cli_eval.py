@@ -1,7 +1,8 @@
 """``vrb evaluate``, ``vrb submit``, ``vrb verify`` and ``vrb leaderboard build``.
 
-Bad input (an unknown agent or task, a count below 1, a negative seed base, an output file that exists
-without ``--force``) is a one-line error and exit code 2, never a traceback.
+Bad input (an unknown agent or task, a count below 1, a negative seed, an output file that exists without
+``--force`` or cannot be written, a leaderboard directory without a board) is a one-line error and exit code 2,
+never a traceback; what can be checked is checked before anything is evaluated.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import CLIError, _entry, console, err_console
+from .cli import (VIDEO_SUFFIXES, CLIError, _check_suffix, _check_writable, _entry, _or_list, console,
+                  err_console)
 
 #: ``vrb evaluate`` flags that record the training budget in the results file: ``budget`` key -> (dest, flag).
 BUDGET_FLAGS = {"env_steps": ("env_steps", "--env-steps"), "rendered_frames": ("rendered_frames", "--rendered-frames"),
                 "wall_clock_s": ("wall_clock_s", "--wall-clock-s"), "num_envs": ("train_num_envs", "--train-num-envs"),
                 "hardware": ("hardware", "--hardware")}
+
+#: ``--leaderboard-dir`` of the commands that write to a board (``vrb submit``, ``verify``, ``leaderboard build``).
+BOARD_DIR_HELP = ("the board to write to: a directory holding its config.json (default: ./leaderboards); a new "
+                  "board starts as a copy of leaderboards/config.json")
 
 
 def _leaderboard_dir(path: str | None, *, writer: str | None) -> Path:
@@ -29,27 +35,65 @@ def _leaderboard_dir(path: str | None, *, writer: str | None) -> Path:
     ``--leaderboard-dir`` when given, else ``./leaderboards`` (a repository checkout), else, for a command that
     only reads, the copy installed with the package. A command that writes to the leaderboards never falls back
     to the installed copy: it lies in site-packages, and what the command adds belongs in a checkout (a pull
-    request).
+    request). Nor does it start a board of its own: its directory must hold a board (:func:`_check_board`).
 
     Args:
         path: ``--leaderboard-dir``, or None.
         writer: The command's name (``vrb submit``) when it writes to the leaderboards; None when it only reads.
 
     Raises:
-        CLIError: (exit 2) No ``./leaderboards`` here and the command writes, or there is no installed copy.
+        CLIError: (exit 2) No ``./leaderboards`` here and the command writes, or there is no installed copy; the
+            command writes and the directory does not exist or has no ``config.json``.
     """
     from .evaluation.leaderboard import default_leaderboard_dir
 
     if path:
-        return Path(path)
-    if writer and not (Path.cwd() / "leaderboards").is_dir():
+        root = Path(path)
+    elif writer and not (Path.cwd() / "leaderboards").is_dir():
         raise CLIError(f"no leaderboards/ directory here, and {writer} writes to the leaderboards (never to the "
                        "read-only copy installed with the package): run it from the root of a clone of the "
                        "visual_robo_bench repository, or pass --leaderboard-dir DIR", code=2)
+    else:
+        try:
+            root = default_leaderboard_dir()  # ./leaderboards, else the installed copy
+        except FileNotFoundError as err:
+            raise CLIError(f"no leaderboards/ directory here, and {err}, or pass --leaderboard-dir DIR",
+                           code=2) from None
+    if writer:
+        _check_board(root, f"--leaderboard-dir {path}" if path else "leaderboards/", writer)
+    return root
+
+
+def _check_board(root: Path, name: str, writer: str) -> None:
+    """Refuse to write to a directory that holds no board: one that does not exist, or has no ``config.json``.
+
+    Without its ``config.json`` (tracks, protocol, floors) a board would silently get the built-in defaults; a
+    command that writes never starts a board on its own.
+
+    Args:
+        root: The leaderboard directory.
+        name: How the user gave it, for the message (``--leaderboard-dir DIR``).
+        writer: The command's name (``vrb submit``).
+
+    Raises:
+        CLIError: (exit 2) Saying how to start a new board.
+    """
+    from .evaluation.leaderboard import installed_leaderboard_dir
+
     try:
-        return default_leaderboard_dir()  # ./leaderboards, else the installed copy
-    except FileNotFoundError as err:
-        raise CLIError(f"no leaderboards/ directory here, and {err}, or pass --leaderboard-dir DIR", code=2) from None
+        template = str(installed_leaderboard_dir() / "config.json")
+    except FileNotFoundError:
+        template = "leaderboards/config.json of a clone of the visual_robo_bench repository"
+    start = (f"to start a new board, create it and copy the project's config into it (tracks and protocol, edit "
+             f"them to taste): mkdir -p {root} && cp {template} {root}/")
+    if not root.exists():
+        raise CLIError(f"{name} does not exist, and {writer} adds to an existing board; pass the directory of one, "
+                       f"or, {start}", code=2)
+    if not root.is_dir():
+        raise CLIError(f"{name} is not a directory; pass the directory of a board", code=2)
+    if not (root / "config.json").is_file():
+        raise CLIError(f"{name} has no config.json (the board's tracks and protocol), so it holds no board and "
+                       f"{writer} will not guess one; pass the directory of a board, or, {start}", code=2)
 
 
 def _reference_levels(path: str | None) -> dict[str, dict[str, Any]]:
@@ -123,8 +167,15 @@ def _positive_seconds(text: str) -> float:
 
 
 def _refuse_existing(path: str | None, flag: str, force: bool) -> None:
+    """Refuse an output file that exists (without ``--force``) or cannot be written (:func:`~.cli._check_writable`).
+
+    Raises:
+        CLIError: (exit 2) Saying what to do.
+    """
     if path and Path(path).exists() and not force:
         raise CLIError(f"{flag} {path} exists; pass --force to overwrite it, or choose another file", code=2)
+    if path:
+        _check_writable(path, flag)
 
 
 def _policy_spec(spec: str) -> bool:
@@ -170,6 +221,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{len(seeds)} --training-seed values with one agent {agent!r} would evaluate the same policy "
             "for every seed and give identical runs (the leaderboards reject them): put {seed} in --agent to "
             "name each training run's own policy, e.g. --agent 'runs/mine-s{seed}/policy.pt'", code=2)
+    if args.video:
+        _check_suffix(args.video, "--video", VIDEO_SUFFIXES)
+        if args.out and Path(args.out).resolve() == Path(args.video).resolve():
+            raise CLIError(f"--out {args.out} and --video {args.video} name the same file: the results would "
+                           "overwrite the video; give them different names", code=2)
     _refuse_existing(args.out, "--out", args.force)
     _refuse_existing(args.video, "--video", args.force)
     levels = _reference_levels(args.leaderboard_dir)  # before the evaluation: a bad --leaderboard-dir fails fast
@@ -359,12 +415,14 @@ def add_commands(sub) -> None:
     p.add_argument("--episodes", type=_count, default=None, help="episodes per task, >= 1 (default: the protocol's 50)")
     p.add_argument("--seed-base", type=_seed_base, default=None,
                    help="seed of episode 0, >= 0 (default: the public base)")
-    p.add_argument("--training-seed", "--seed", dest="training_seed", type=int, action="append",
-                   help="training seed(s) the agent stands for")
+    p.add_argument("--training-seed", "--seed", dest="training_seed", type=_seed_base, action="append",
+                   help="training seed(s) >= 0 the agent stands for")
     p.add_argument("--num-envs", type=_count, default=None, help="envs side by side, >= 1 (physics and rewards do not depend on it; llvmpipe may rasterize a few edge pixels one level apart at other tile positions)")
     p.add_argument("--isolate", action="store_true", help="run the agent in its own process with limits")
     p.add_argument("--act-timeout", type=_positive_seconds, default=60.0, help="seconds per act() call when isolated")
-    p.add_argument("--video", default=None, help="write an mp4 of the first episode")
+    p.add_argument("--video", default=None,
+                   help=f"write a video of the first episode here: {_or_list(VIDEO_SUFFIXES)} (the first env's "
+                        "policy camera, upscaled)")
     p.add_argument("--out", default=None, help="write a results file (JSON) here")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out (and --video) file")
     p.add_argument("--name", default=None, help="agent name in the results file")
@@ -395,7 +453,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("submit", help="validate a results file and add it to the leaderboards")
     p.add_argument("results", help="results JSON file")
     p.add_argument("--name", default=None, help="submission name (default: the agent name)")
-    p.add_argument("--leaderboard-dir", default=None)
+    p.add_argument("--leaderboard-dir", default=None, metavar="DIR", help=BOARD_DIR_HELP)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("verify", help="re-evaluate a submission's policy (verified tier)")
@@ -409,11 +467,11 @@ def add_commands(sub) -> None:
     p.add_argument("--seed-base", type=_seed_base, default=None,
                    help="held-out seed base, >= 0 (default: drawn afresh, unknown to submitters; the report "
                         "records it)")
-    p.add_argument("--leaderboard-dir", default=None)
+    p.add_argument("--leaderboard-dir", default=None, metavar="DIR", help=BOARD_DIR_HELP)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("leaderboard", help="leaderboard maintenance")
     lsub = p.add_subparsers(dest="leaderboard_command", required=True)
     b = lsub.add_parser("build", help="regenerate tables, page and plots")
-    b.add_argument("--leaderboard-dir", default=None)
+    b.add_argument("--leaderboard-dir", default=None, metavar="DIR", help=BOARD_DIR_HELP)
     b.set_defaults(func=cmd_leaderboard)

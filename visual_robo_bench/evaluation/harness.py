@@ -154,6 +154,21 @@ class EvalResult:
         return d
 
 
+#: The fastest GIF frame rate viewers play as written: frame delays are in 10 ms units, and they slow down shorter ones.
+GIF_MAX_FPS = 50
+
+
+def gif_timing(fps: float) -> tuple[int, float]:
+    """How a video of ``fps`` frames per second is written as a GIF: keep every ``stride``-th frame, each shown for
+    ``duration_ms`` (at most :data:`GIF_MAX_FPS` frames per second, so that viewers play it at its speed).
+
+    Returns:
+        ``(stride, duration_ms)``.
+    """
+    gif_fps = min(fps, GIF_MAX_FPS)
+    return max(1, round(fps / gif_fps)), 1000 / gif_fps
+
+
 class _Recorder:
     """Video of the first env's policy camera (newest frame, upscaled)."""
 
@@ -173,7 +188,11 @@ class _Recorder:
         import imageio.v2 as imageio
 
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimwrite(self.path, self.frames, fps=self.fps, macro_block_size=1)
+        if Path(self.path).suffix.lower() == ".gif":  # Pillow's GIF writer takes frame durations in ms, not fps
+            stride, duration_ms = gif_timing(self.fps)
+            imageio.mimwrite(self.path, self.frames[::stride], duration=duration_ms, loop=0)
+        else:
+            imageio.mimwrite(self.path, self.frames, fps=self.fps, macro_block_size=1)
         return self.path
 
 
@@ -203,7 +222,8 @@ def evaluate(
         env_kwargs: Extra env keywords; any makes the result unofficial.
         isolate: Run the agent in a separate process with ``act_timeout`` and
             ``memory_limit_mb`` (needs a string spec).
-        video: Write an mp4 of the first ``video_episodes`` episodes of env 0 here.
+        video: Write a video of the first ``video_episodes`` episodes of env 0 here (its suffix gives the
+            format: ``.mp4`` or ``.gif``, as ``vrb evaluate --video`` accepts).
         progress: Show a progress bar.
 
     Returns:

@@ -221,7 +221,9 @@ class Hopper(PlanarTask):
 
     **Episode end.** Terminates when h < -0.45, h > 15 or any |qvel| > 100; truncates at 1000 steps.
 
-    **Cameras.** ``track``: tracking camera 2 m to the side, 0.5 m below the torso, fovy 60.
+    **Cameras.** ``track``: tracking camera 2 m to the side, 0.5 m below the torso, fovy 60. The floor's
+    checker is drawn tinted by ``hopper.xml``'s default geom colour (rgba 0.8 0.6 0.4, the hopper's own) in
+    v0 and v1: pixels are part of the version, so a fix needs a new one.
 
     **Version history.** v0: initial release; h was the absolute torso height (about 1.25 at the spawn),
     so the fall condition h < -0.45 never fired and a hopper lying on the floor still earned the height
@@ -545,7 +547,9 @@ class Ant(FreeBaseTask):
 
     **Episode end.** Terminates when z < 0.27 or z > 1.3; truncates at 1000 steps.
 
-    **Cameras.** ``track``: tracking camera at (0.5, -2, 1) from the torso, looking at it, fovy 60.
+    **Cameras.** ``track``: tracking camera at (0.5, -2, 1) from the torso, looking at it, fovy 60. The floor's
+    checker is drawn tinted by ``ant.xml``'s default geom colour (rgba 0.8 0.6 0.4, the ant's own) in v0 and
+    v1: pixels are part of the version, so a fix needs a new one.
 
     **Version history.** v0: initial release; the floor inherited ``ant.xml``'s default geom class
     (conaffinity 0), so the ant never touched it and fell through (every episode ended within ~32

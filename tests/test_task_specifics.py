@@ -301,3 +301,16 @@ def test_render_with_no_policy_images_shows_every_env():
     assert type(frames) is tuple and len(frames) == 3  # one per env, as Gymnasium's vector envs
     assert all(f.shape == (*env.unwrapped.cfg.render_size, 3) and f.std() > 1 for f in frames)
     env.close()
+
+
+@pytest.mark.parametrize("task_id, rgba", [("VRB/Hopper-v1", (0.8, 0.6, 0.4, 1.0)), ("VRB/Ant-v1", (0.8, 0.6, 0.4, 1.0)),
+                                           ("VRB/Walker-v1", (0.5, 0.5, 0.5, 1.0)),
+                                           ("VRB/Humanoid-v0", (0.5, 0.5, 0.5, 1.0))])
+def test_floor_colour_of_released_ids_is_pinned(task_id, rgba):
+    """Pixels are part of a version: Hopper's and Ant's floors keep the tint their robot file's default geom
+    colour gives them (as their docstrings say); the others show the checker material's own colours."""
+    env = gym.make_vec(task_id, num_envs=1, obs_mode="state")
+    model = env.unwrapped.model
+    np.testing.assert_allclose(model.geom("floor").rgba, rgba)
+    assert ("tinted" in (env.unwrapped.task.__doc__ or "")) == (rgba[0] == 0.8)
+    env.close()

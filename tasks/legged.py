@@ -393,6 +393,8 @@ class Go2Base(LeggedTask):
 
     # ------------------------------------------------------------------ reward
     def feet_contact(self, sim, env_ids) -> np.ndarray:
+        # the magnitude of the net contact force, not its vertical part as tasks.md 3.10 says: a documented
+        # deviation of the v0 ids (changing it changes the rewards, so it needs new ids)
         return self.contact_norm(sim, env_ids, self.foot_contact) > 1.0
 
     def tracking_error(self, sim, state, env_ids) -> np.ndarray:
@@ -509,7 +511,9 @@ class Go2(Go2Base):
     action_smoothness (-0.01 |a_t - 2 a_{t-1} + a_{t-2}|^2), feet_air_time (sum (t_air - 0.5) at
     first contact, when |cmd_xy| > 0.1; timers advance 0.02 s per step), stand_still (0.5 when all
     feet touch and |cmd| < 0.01), feet_clearance (0.2 exp(-sum |v_foot,xy| (z_foot - 0.072)^2 /
-    0.01)).
+    0.01)). A foot touches when the magnitude of its net contact force exceeds 1 N (tasks.md says its
+    vertical force; on flat ground with friction 0.8 the two differ at most by the friction cone, on
+    Go2Terrain's risers and slopes more): a documented deviation of the v0 ids.
 
     **Success.** At the final step only: the episode reached 1000 steps without termination and
     the episode mean of |cmd_xy - v_xy| is <= 0.3 m/s. Metrics: distance (horizontal, from the

@@ -351,7 +351,8 @@ class Go2Terrain(Go2Base):
     (``curriculum=False``, the default and the evaluation setting; with ``curriculum=True``, for
     training, the first level is U{0, 1}, then one up after walking > 4 m, one down after walking
     < 0.5 x mean v_x* x 20 s, a random level past the last one; the type stays uniform; the running
-    episode's level and type are in the cloneable state); base at the sub-terrain centre, z = max
+    episode's level and type, and the record of the last episode that the next reset reads, are in
+    the cloneable state); base at the sub-terrain centre, z = max
     height over the central 1 x 1 m + 0.42, +-0.025 m, tilt <= 7.5 deg, joints default +- 0.5
     (clipped). Domain randomisation
     (``domain_randomization=True``, the default for training; evaluation sets False = nominal
@@ -361,14 +362,20 @@ class Go2Terrain(Go2Base):
     every 500 steps adding U(-1, 1) m/s to the base v_x and v_y.
 
     **Cameras.** ``ego_depth`` as Go2-v0: rigid in ``base`` at (0.32, 0, 0.15) looking at (0.5, 0, 0),
-    87 x 58 (D435-like crop of 106 x 60 at fovy 58), draws only geom group 0 (terrain); ``track``:
-    third-person view for ``render()``.
+    87 x 58 (D435-like crop of 106 x 60 at fovy 58) with its principal point centred (the crop would
+    leave it one row below the centre), draws only geom group 0 (terrain); ``track``: third-person
+    view for ``render()``. Feet touch as in Go2-v0 (net contact force > 1 N, not its vertical part).
 
     **Version history.** v0: initial release.
     """
 
     config_cls = Go2TerrainConfig
     metric_names = ("distance", "hurdles_cleared", "vel_tracking_error", "fell")
+
+    @property
+    def carried_state(self) -> tuple[str, ...]:
+        """The curriculum's record of the last episode survives the reset that reads it."""
+        return ("last_episode",) if self.cfg.curriculum else ()
 
     # ------------------------------------------------------------------ scene
     def build_ground(self, spec: mujoco.MjSpec) -> None:
@@ -393,7 +400,6 @@ class Go2Terrain(Go2Base):
     def setup(self, model):
         super().setup(model)
         c = self.cfg
-        self._last_episode: dict[int, tuple[int, float, float]] = {}  # curriculum: env -> (level, walked, mean v_x*)
         if not hasattr(self, "terrain"):
             self.terrain = GridTerrain(c)
         self.hips = np.array([0, 3, 6, 9])
@@ -428,18 +434,21 @@ class Go2Terrain(Go2Base):
             "kd_scale": ((1,), np.float64),
             "motor_offset": ((12,), np.float64),
             "push_schedule": ((self.n_pushes, 2), np.float64),
+            # with the curriculum, the episode so far as the next reset reads it: [recorded, level, walked,
+            # mean v_x*]; kept across resets (carried_state) and cloned with the state like every field
+            **({"last_episode": ((4,), np.float64)} if c.curriculum else {}),
         }
 
     # ------------------------------------------------------------------ episode
-    def next_level(self, rng, env_id: int) -> int:
+    def next_level(self, rng, env_id: int, state) -> int:
         """The level of a new episode: uniform, or with ``curriculum`` from the env's last episode."""
         c, L = self.cfg, self.terrain.L
-        last = self._last_episode.get(env_id) if c.curriculum else None
         if not c.curriculum:
             return int(rng.integers(0, L))
-        if last is None:
+        recorded, level, walked, mean_vx = state["last_episode"][env_id]
+        if not recorded:
             return int(rng.integers(c.curriculum_start_levels[0], c.curriculum_start_levels[1] + 1))
-        level, walked, mean_vx = last
+        level = int(level)
         episode_s = self.max_episode_steps * c.control_dt
         if walked > c.success_distance:
             level += 1
@@ -449,7 +458,7 @@ class Go2Terrain(Go2Base):
 
     def spawn_center(self, rng, env_id, state):
         c = self.cfg
-        level = self.next_level(rng, env_id)
+        level = self.next_level(rng, env_id, state)
         col = int(rng.integers(0, self.terrain.J))
         state["level"][env_id, 0] = level
         state["terrain_type"][env_id, 0] = col
@@ -538,8 +547,8 @@ class Go2Terrain(Go2Base):
         if self.cfg.curriculum:  # what the next reset of these envs reads (training only)
             walked = self.distance(sim, state, env_ids)
             mean_vx = state["cmd_schedule"][env_ids, :, 0].mean(axis=1)
-            for k, i in enumerate(np.asarray(env_ids).tolist()):
-                self._last_episode[i] = (int(state["level"][i, 0]), float(walked[k]), float(mean_vx[k]))
+            state["last_episode"][env_ids] = np.stack(
+                [np.ones(len(walked)), state["level"][env_ids, 0].astype(np.float64), walked, mean_vx], axis=1)
         hist = state["history"]
         hist[env_ids, :-1] = hist[env_ids, 1:]
         hist[env_ids, -1] = self.actor_vector(sim, state, env_ids)

@@ -488,6 +488,27 @@ def test_partial_reset_keeps_the_other_envs_parameters():
 
 
 @needs_go2
+def test_the_curriculum_record_is_task_state_and_moves_with_a_clone():
+    """tasks.md 2.4: everything a reset depends on is cloneable state. The curriculum's record of the last
+    episode (read by the next reset) is a task-state field kept across resets, so a clone continues with its
+    source's record, and set_state followed by reset() picks the source's next level."""
+    env = _env(2, obs_mode="state", domain_randomization=False, curriculum=True, **QUIET)
+    assert env.task.carried_state == ("last_episode",)
+    env.reset(seed=0)
+    for i, (level, uv) in enumerate(((5, (0.1, 0.0)), (1, (4.5, 0.0)))):  # env 0 barely moves, env 1 walks 4.5 m
+        _place(env, i, level, 0, uv=uv, clearance=0.6 if uv[0] > 1 else 0.35)
+    env.step(np.zeros((2, 12), np.float32))
+    record = env.state["last_episode"].copy()
+    assert record[:, 0].tolist() == [1.0, 1.0] and record[:, 1].tolist() == [5.0, 1.0]
+    env.set_state(env.get_state([1]), [0])  # env 0 becomes a clone of env 1, record included
+    np.testing.assert_array_equal(env.state["last_episode"][0], record[1])
+    env.reset(options={"reset_mask": np.array([True, False])})
+    assert env.state["level"][0, 0] == 2  # env 1's record (level 1, walked 4.5 m): one level up, not 5 - 1
+    np.testing.assert_array_equal(env.state["last_episode"][0], record[1])  # carried across the reset
+    env.close()
+
+
+@needs_go2
 def test_curriculum_moves_levels_up_and_down():
     env = _env(2, obs_mode="state", domain_randomization=False, curriculum=True, **QUIET)
     env.reset(seed=0)
@@ -515,6 +536,7 @@ def test_curriculum_moves_levels_up_and_down():
     from visual_robo_bench.evaluation.harness import protocol_for
 
     assert protocol_for(GO2_TERRAIN_ID).env_kwargs == {"domain_randomization": False, "curriculum": False}
+    assert "last_episode" not in env.state.keys() or env.task.cfg.curriculum
     plain = _env(40, obs_mode="state")
     plain.reset(seed=0)
     assert plain.state["level"].max() >= 7

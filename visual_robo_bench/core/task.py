@@ -109,6 +109,10 @@ class Task:
     config_cls: ClassVar[type[TaskConfig]] = TaskConfig
     #: Names of the progress metrics in ``info["metrics"]``.
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: Task-state fields kept across a reset: bookkeeping that spans episodes (e.g. a curriculum's record of the
+    #: last episode, which the next ``initialize_episode`` reads). Every other field is zeroed before
+    #: ``initialize_episode``. Being task state, they are cloned and restored with it (``get_state``/``set_state``).
+    carried_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TaskConfig) -> None:
         if not isinstance(config, self.config_cls):

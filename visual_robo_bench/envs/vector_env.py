@@ -309,6 +309,12 @@ class VRBVectorEnv(VectorEnv):
             self.sim = BatchSim(self.model, self.num_envs, nthread)
         self._state_spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in self.task.state_spec().items()}
         self.state = TaskState(self.num_envs, self._state_spec)
+        carried = tuple(self.task.carried_state)
+        unknown = sorted(set(carried) - set(self._state_spec))
+        if unknown:
+            raise ValueError(f"{type(self.task).__name__}.carried_state names {unknown}, which state_spec() does not "
+                             f"declare (it declares {sorted(self._state_spec)})")
+        self._zeroed_at_reset = [k for k in self._state_spec if k not in carried]  # the rest carries over
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._all_ids = np.arange(self.num_envs)
         self._done = np.zeros(self.num_envs, dtype=bool)
@@ -461,7 +467,7 @@ class VRBVectorEnv(VectorEnv):
     def _reset_ids(self, ids: np.ndarray, refresh: bool = True) -> None:
         """Start new episodes in ``ids``; ``refresh=False`` leaves observing them to the caller."""
         self.sim.reset(ids)
-        for k in self.state.keys():
+        for k in self._zeroed_at_reset:
             self.state[k][ids] = 0
         self.task.initialize_episode(self.sim, self.state, ids, [self._rngs[i] for i in ids])
         self.task.on_state_set(self.sim, self.state, ids)

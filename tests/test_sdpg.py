@@ -74,9 +74,40 @@ def test_delta_j_normalization_and_directions_hand_computed():
     np.testing.assert_allclose(d_mu, [[1.5 * s / 3, 2.0 * s / 3]])
     # d_l = (1/3) sum_j dJn_j (eps_j^2 - 1) * sigma
     np.testing.assert_allclose(d_l, [[(s * (0.25 - 1) - s * (1 - 1)) / 3 * 2.0, (s * (4 - 1) - s * (0 - 1)) / 3 * 0.5]])
-    # top-k = 1 keeps only the best branch (j = 1)
-    d_mu1, _, _ = ascent_directions(dJ, eps, sigma, top_k=1)
-    np.testing.assert_allclose(d_mu1, [[0.5 * s / 3, 2.0 * s / 3]])
+    # top-k = 1 keeps only the best branch (j = 1) and averages over that one entry (upstream: topk, then mean)
+    d_mu1, d_l1, _ = ascent_directions(dJ, eps, sigma, top_k=1)
+    np.testing.assert_allclose(d_mu1, [[0.5 * s, 2.0 * s]])
+    np.testing.assert_allclose(d_l1, [[s * (0.25 - 1) * 2.0, s * (4 - 1) * 0.5]])
+
+
+def test_top_k_keeps_exactly_k_entries_and_divides_by_k():
+    """§2.6 / §3 step 8 with top_k: exactly the k entries with the largest ΔJ (ties at the threshold do not add
+    entries), averaged over k, for both the mean and the log-std direction."""
+    dJ = np.array([[0.0, 1.0, 1.0, 1.0, -1.0]])  # (1, M+1 = 5): three branches tie at the top
+    eps = np.array([[[0.0], [1.0], [2.0], [4.0], [3.0]]])  # (1, 5, A=1)
+    sigma = np.array([[0.5]])
+    d_mu, d_l, std = ascent_directions(dJ, eps, sigma, top_k=2)
+    n1 = 1.0 / (std[0] + 1e-6)  # the normalised ΔJ of the tied entries (normalised over all M+1)
+    # the first two of the tie (j = 1, 2), mean over k = 2
+    np.testing.assert_allclose(d_mu, [[n1 * (1.0 + 2.0) / 2]])
+    np.testing.assert_allclose(d_l, [[n1 * ((1.0 - 1) + (4.0 - 1)) / 2 * 0.5]])
+    # k = M+1 is every entry, divided by M+1: the same as top_k = 0
+    for a, b in zip(ascent_directions(dJ, eps, sigma, top_k=5), ascent_directions(dJ, eps, sigma)):
+        np.testing.assert_array_equal(a, b)
+    # batched over (T, B): each (t, b) keeps its own k entries; the nominal's zero may be among them
+    rng = np.random.default_rng(0)
+    dJ = rng.normal(size=(3, 2, 6))
+    dJ[..., 0] = 0.0
+    eps = rng.normal(size=(3, 2, 6, 4))
+    eps[..., 0, :] = 0.0
+    sigma = np.exp(rng.normal(size=(3, 2, 4)))
+    d_mu, d_l, std = ascent_directions(dJ, eps, sigma, top_k=3)
+    for t in range(3):
+        for b in range(2):
+            keep = np.argsort(-dJ[t, b])[:3]
+            w = dJ[t, b, keep] / (std[t, b] + 1e-6)
+            np.testing.assert_allclose(d_mu[t, b], (w[:, None] * eps[t, b, keep]).mean(0))
+            np.testing.assert_allclose(d_l[t, b], (w[:, None] * (eps[t, b, keep] ** 2 - 1)).mean(0) * sigma[t, b])
 
 
 def test_segment_level_delta_j_hand_computed():
@@ -182,6 +213,38 @@ def test_tiny_training_run_updates_the_actor():
         assert any(not torch.equal(a, b.detach()) for a, b in zip(before, ag.actor.parameters()))
         assert stats[-1]["episodes"] >= ag.B  # episodes of 6 steps ended during 16 steps
         assert np.isfinite(stats[-1]["episode_return"])
+    finally:
+        ag.close()
+
+
+def test_epoch_time_is_split_into_render_physics_and_learner():
+    """§6 item 15: the env's time splits into the time inside its renderer and the rest (physics); the learner
+    is everything outside the env. A renderer slowed by a known delay shows up in the render share only."""
+    from visual_robo_bench.agents.sdpg import make_env
+
+    cfg = tiny()
+    env = make_env(cfg)
+    env.reset()
+    renderer = env.unwrapped.renderer
+    render, calls, delay = renderer.render, [], 0.05
+
+    def slow_render(*args, **kwargs):
+        calls.append(1)
+        time.sleep(delay)
+        return render(*args, **kwargs)
+
+    renderer.render = slow_render
+    ag = SDPG(cfg, env=env)
+    try:
+        calls.clear()
+        s = ag.train_epoch()
+        assert len(calls) >= cfg.horizon  # one render call per step (and one per reset of nominal envs)
+        assert s["time_render_s"] >= delay * len(calls)
+        assert s["time_physics_s"] >= 0 and s["time_physics_s"] < delay * len(calls)
+        assert s["time_render_s"] + s["time_physics_s"] == pytest.approx(s["time_env_s"], abs=1e-9)
+        assert s["time_learner_s"] > 0
+        assert s["time_env_s"] + s["time_learner_s"] == pytest.approx(s["time_epoch_s"], abs=1e-9)
+        assert s["time_learner_s"] >= s["time_actor_s"] + s["time_critic_s"]
     finally:
         ag.close()
 
@@ -338,6 +401,29 @@ def test_go2_preset_follows_the_spec():
         make_config("VRB/Go2-v0", {"entropy": "auto"})
 
 
+@pytest.mark.parametrize("scan_rms", [True, False])
+def test_height_scan_rms_switch(scan_rms):
+    """§2.11: the height scan is RMS-normalised only with height_scan_rms (True on every preset, as the reference
+    runs; False is upstream's WalkerHurdle/G1); the privileged input keeps following privileged_rms."""
+    assert all(c.height_scan_rms for c in PRESETS.values())
+    cfg = make_config("VRB/WalkerHurdle-v1", dict(num_nominal=1, num_perturbations=1, horizon=2, critic_minibatch=8,
+                                                  critic_iterations=1, max_episode_steps=4, nthread=1,
+                                                  image_size=(32, 32), height_scan_rms=scan_rms))
+    ag = SDPG(cfg)
+    try:
+        ag.train_epoch()  # running statistics away from their initial (0, 1)
+        assert ("height_scan" in ag.rms) == scan_rms and "privileged" in ag.rms
+        raw = {k: ag.obs[k][:ag.B].copy() for k in ("height_scan", "privileged")}
+        expected_scan = ag.rms["height_scan"].normalize(raw["height_scan"]) if scan_rms else raw["height_scan"]
+        expected_priv = ag.rms["privileged"].normalize(raw["privileged"])
+        ro = ag.rollout()  # step 0 stores the nominal observations as they were (normalised with the snapshot)
+        np.testing.assert_array_equal(ro.critic_obs["height_scan"][0, :ag.B], expected_scan.astype(np.float32))
+        np.testing.assert_array_equal(ro.critic_obs["privileged"][0, :ag.B], expected_priv)
+        assert np.allclose(expected_scan, raw["height_scan"]) != scan_rms  # normalising does change the scan
+    finally:
+        ag.close()
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="unknown config key 'horizn'.*'horizon'"):
         make_config(TASK, {"horizn": 4})
@@ -405,6 +491,63 @@ def test_train_command_outputs_and_bad_input(tmp_path, capsys):
         assert main(args) == 2, args
         assert msg in capsys.readouterr().err.replace("\n", ""), msg
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_train_keeps_the_best_policy_and_evaluates_periodically(tmp_path):
+    """§3 step 13: ``best_policy.pt`` is the policy of the epoch with the best running nominal return, loadable
+    like ``policy.pt``; with eval_interval the harness runs every eval_interval epochs and its return is logged
+    (without changing the training)."""
+    from visual_robo_bench.cli import main
+    from visual_robo_bench.evaluation.harness import evaluate
+
+    plain, evald = tmp_path / "plain", tmp_path / "eval"
+    assert main(_train_args(plain, 6, 3)) == 0
+    assert main(_train_args(evald, 6, 3) + ["--set", "eval_interval=2", "--set", "eval_episodes=2"]) == 0
+    rows = _rows(evald)
+    assert [np.isfinite(float(r["eval_return"])) for r in rows] == [False, True, False, True, False, True]
+    assert all(0 <= float(r["eval_success"]) <= 1 for r in rows[1::2])
+    assert "eval_return" not in _rows(plain)[0]  # off by default: progress.csv unchanged
+    for x, y in zip(_rows(plain), rows):  # the evaluations leave the training as it was
+        for k in ("actor_loss", "critic_loss", "episode_return", "delta_j_std"):
+            assert x[k] == y[k], (x["epoch"], k)
+    returns = [float(r["episode_return"]) for r in rows]
+    best_epoch = int(np.nanargmax(returns)) + 1
+    for run in (plain, evald):
+        data = torch.load(run / "best_policy.pt", weights_only=False)
+        assert data["kind"] == "policy" and data["epoch"] == best_epoch
+        assert data["episode_return"] == pytest.approx(np.nanmax(returns))
+        assert not (run / "checkpoints" / "model.zip").exists()
+    pol = load_policy(evald / "best_policy.pt", task=TASK)
+    assert pol.act({"pixels": np.zeros((2, 32, 32, 9), np.uint8)}).shape == (2, 3)
+    res = evaluate(str(evald / "best_policy.pt"), TASK, episodes=2, num_envs=2, progress=False,
+                   env_kwargs={"image_size": (32, 32), "max_episode_steps": 6})
+    assert res.error is None and res.summary()["agent_errors"] == 0
+    assert not [p.name for p in evald.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_best_return_survives_a_resume(tmp_path):
+    """The best return so far is the run's (its progress.csv up to the resumed checkpoint), not reset by
+    ``--resume``: a resumed run that never beats it leaves best_policy.pt alone."""
+    from visual_robo_bench.cli import main
+
+    run = tmp_path / "run"
+    # episodes of 4 steps end with the first epoch; a budget of ~0 s stops the run after it (checkpoint at 1)
+    args = _train_args(run, 4) + ["--set", "max_episode_steps=4", "--set", "time_budget_s=1e-9"]
+    assert main(args) == 0
+    rows = _rows(run)
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["episode_return"]))
+    before = (run / "best_policy.pt").read_bytes()
+    # pretend the first epoch's return was far above anything the next epochs reach
+    text = (run / "progress.csv").read_text().splitlines()
+    header = text[0].split(",")
+    cells = text[1].split(",")
+    cells[header.index("episode_return")] = "1000000.0"
+    (run / "progress.csv").write_text("\n".join([text[0], ",".join(cells)]) + "\n")
+    assert main(["train", "--resume", "--run-dir", str(run), "--no-progress", "--set", "time_budget_s=0"]) == 0
+    rows = _rows(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert max(float(r["episode_return"]) for r in rows[1:]) < 1e6
+    assert (run / "best_policy.pt").read_bytes() == before  # not replaced by a worse policy after the resume
 
 
 def test_killed_run_resumes_exactly(tmp_path):

@@ -8,6 +8,8 @@ A run directory holds::
     tb/                  TensorBoard event files (same scalars)
     checkpoints/latest.pt  full training state (atomic write every ``checkpoint_every`` epochs)
     policy.pt            the deterministic policy for evaluation (``load_policy``)
+    best_policy.pt       the same kind of file, of the epoch with the best logged ``episode_return`` so far
+                         (rewritten whenever the running return reaches a new maximum; kept across --resume)
     model.zip            (ppo, sac) the same policy as stable-baselines3's own model file
     learning_curve.png   return vs wall-clock and vs env steps
 
@@ -26,16 +28,21 @@ The learner interface (every module named in :data:`visual_robo_bench.agents.AGE
   ``env_steps_per_s``, ``frames_per_s``), ``save_checkpoint(path)``, ``export_policy(path)``,
   ``episode_stats() -> dict``, ``close()`` and the attributes ``epoch``, ``env_steps``, ``train_time``,
   ``cfg`` (a frozen dataclass with ``task``, ``seed``, ``max_epochs``, ``time_budget_s``,
-  ``checkpoint_every``, ``to_dict()``).
+  ``checkpoint_every``, ``to_dict()``). A config with ``eval_interval`` > 0 (and ``eval_episodes``) gets the
+  evaluation harness run on the current policy every ``eval_interval`` epochs, its mean return and success
+  logged as ``eval_return`` and ``eval_success`` (NaN in the other epochs' rows).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
 import os
+import random
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -147,6 +154,64 @@ def _record_resume(run_dir: Path, doc: dict[str, Any], cfg: Any, changes: dict[s
     write_json(run_dir / "config.json", doc)
 
 
+def _export(learner: Any, dst: Path) -> None:
+    """``learner.export_policy`` to ``dst`` alone, atomically: some agents write files beside their policy file
+    (``model.zip``, ``teacher.zip``), and those of another policy must not replace the run's."""
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".export-") as tmp:
+        learner.export_policy(Path(tmp) / "policy.pt")
+        os.replace(Path(tmp) / "policy.pt", dst)
+
+
+def _best_return(csv_path: Path) -> float:
+    """The best ``episode_return`` logged in ``progress.csv`` (-inf without one): the best so far of a resumed run
+    (the rows after its checkpoint are gone, and are redone)."""
+    from .agents.common import read_csv
+
+    best = -math.inf
+    if csv_path.is_file():
+        for row in read_csv(csv_path):
+            try:
+                value = float(row.get("episode_return") or "nan")
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                best = max(best, value)
+    return best
+
+
+@contextlib.contextmanager
+def _rng_untouched() -> Any:
+    """Restore torch's, numpy's and Python's global RNGs (and torch's threads) afterwards: an evaluation in the
+    middle of a run (a policy's init draws from torch's RNG) must not change the training that follows."""
+    import numpy as np
+    import torch
+
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate(), torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+        torch.set_num_threads(states[3])
+
+
+def _evaluate(learner: Any, cfg: Any) -> dict[str, float]:
+    """The evaluation harness on the learner's current policy (§3 step 13): ``eval_episodes`` episodes of the
+    public seeds, in the run's env settings (image size, episode length); not an official result."""
+    from .agents.common import env_kwargs
+    from .evaluation.harness import evaluate
+
+    with tempfile.TemporaryDirectory(prefix="vrb-eval-") as tmp, _rng_untouched():
+        path = Path(tmp) / "policy.pt"
+        learner.export_policy(path)
+        res = evaluate(str(path), cfg.task, episodes=int(getattr(cfg, "eval_episodes", 5)),
+                       env_kwargs=env_kwargs(cfg), progress=False)
+    summary = res.summary()
+    return {"eval_return": summary["return"], "eval_success": summary["success_once"],
+            "time_eval_s": res.wall_clock_s}
+
+
 def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any] | None = None,
           run_dir: str | Path | None = None, resume: bool = False, seed: int | None = None,
           progress: bool = True, argv: list[str] | None = None, log: Any = print) -> Path:
@@ -220,6 +285,8 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
 
     csv_log = CSVLogger(run_dir / "progress.csv")
     csv_log.truncate_after(learner.epoch)  # rows after the resumed checkpoint are redone
+    best = _best_return(run_dir / "progress.csv")
+    eval_interval = int(getattr(cfg, "eval_interval", 0) or 0)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=learner.epoch + 1 if resume else None)
     layout = _describe(mod, cfg)
     title = f"{agent.upper()} {cfg.task} ({layout + ', ' if layout else ''}seed {cfg.seed})"
@@ -236,6 +303,14 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
     try:
         while not done():
             stats = learner.train_epoch()
+            if eval_interval > 0:  # every row has the columns (CSVLogger fixes them with the first row)
+                due = learner.epoch % eval_interval == 0
+                nan = float("nan")
+                stats.update(_evaluate(learner, cfg) if due else
+                             {"eval_return": nan, "eval_success": nan, "time_eval_s": nan})
+            if math.isfinite(stats["episode_return"]) and stats["episode_return"] > best:
+                best = stats["episode_return"]
+                _export(learner, run_dir / "best_policy.pt")
             csv_log.log(stats)
             for k, v in stats.items():
                 if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v):

@@ -23,6 +23,9 @@ Deviations from upstream:
   (``clamp_predictions=False``; the targets still are): with clamping, means that crossed the bound got no
   gradient and stayed there (measured, see the config field). ``clamp_predictions=True`` is upstream's loss.
 - §8: B, M, T, the critic mini-batch and the epoch schedule of every preset are scaled for a 2-core CPU.
+- §2.11: the critic's height scan is RMS-normalised on every preset (``height_scan_rms=True``, as the reference
+  runs were trained); upstream normalises it only on Go2, its WalkerHurdle and G1 configs leave it raw
+  (``height_scan_rms=False``).
 """
 
 from __future__ import annotations
@@ -100,12 +103,16 @@ class SDPGConfig:
     # epochs and never came back. Unclamped predictions (targets still clamped) pull them back.
     clamp_predictions: bool = False
     mean_head_gain: float = math.sqrt(2)  # upstream: orthogonal gain sqrt(2) on the output layer too
-    top_k: int = 0  # keep only the k branches with the largest ΔJ (0 = off, as in every upstream config)
+    top_k: int = 0  # keep only the k block entries with the largest ΔJ, average over k (0 = off, as upstream)
     # --- critic (§2.8)
     critic_lr: float = 2e-4
     critic_lr_schedule: str = "constant"  # or "linear" (1.0x -> 0.1x over max_epochs)
     critic_hidden: tuple[int, ...] = (64, 64)
-    privileged_rms: bool = True  # normalise the critic's privileged input (not on Go2; the height scan always)
+    privileged_rms: bool = True  # normalise the critic's privileged input (not on Go2)
+    # normalise the height scan (§2.11 "when apply_rms is set"). Upstream sets it only on Go2; its WalkerHurdle
+    # and G1 configs leave the scan raw. True on every preset here (the reference runs were trained so);
+    # height_scan_rms=False is upstream's WalkerHurdle/G1 behaviour.
+    height_scan_rms: bool = True
     critic_privileged_hidden: tuple[int, ...] = ()  # encoder of `privileged` (only with a height scan)
     critic_height_scan_hidden: tuple[int, ...] = (128, 256)
     critic_minibatch: int = 1024
@@ -124,6 +131,10 @@ class SDPGConfig:
     time_budget_s: float = 3600.0  # stop after this much training wall-clock (0: none); §8.2 budget by time
     checkpoint_every: int = 25  # epochs
     episode_window: int = 100  # the logged return is the mean of the last this-many nominal episodes
+    # §3 step 13: every eval_interval epochs (0: never) ``vrb train`` runs the evaluation harness on the current
+    # policy for eval_episodes episodes (fixed seeds, deterministic) and logs eval_return / eval_success
+    eval_interval: int = 0
+    eval_episodes: int = 5
 
     def __post_init__(self) -> None:
         checks = [
@@ -148,6 +159,7 @@ class SDPGConfig:
             (self.image_size is None or len(self.image_size) == 2, "image_size must be (H, W) or None"),
             (0 <= self.top_k <= self.num_perturbations + 1, "top_k must be in [0, M+1]"),
             (self.checkpoint_every >= 1 and self.episode_window >= 1, "checkpoint_every, episode_window >= 1"),
+            (self.eval_interval >= 0 and self.eval_episodes >= 1, "eval_interval must be >= 0, eval_episodes >= 1"),
             ((self.mean_bound is None or self.mean_bound > 0) and self.torch_threads >= 1,
              "mean_bound must be > 0 (or None) and torch_threads >= 1"),
         ]
@@ -441,7 +453,8 @@ def ascent_directions(dJ: np.ndarray, eps: np.ndarray, sigma: np.ndarray,
         dJ: ``(..., M+1)`` return differences against the nominal (:func:`delta_j`; entry 0 is 0).
         eps: ``(..., M+1, A)`` standard-normal noise (0 for the nominal).
         sigma: ``(..., A)`` the executed std.
-        top_k: keep only the k entries with the largest ΔJ (0: all).
+        top_k: keep only the k entries with the largest ΔJ, exactly k (ties: the lower index), and average
+            over those k (0: all M+1).
 
     Returns:
         d_mu ``(..., A)``, d_logstd ``(..., A)`` and the ΔJ std ``(...)``.
@@ -449,10 +462,11 @@ def ascent_directions(dJ: np.ndarray, eps: np.ndarray, sigma: np.ndarray,
     # ΔJ has the nominal as baseline and is NOT mean-centred
     std = dJ.std(axis=-1, ddof=1)  # unbiased, over all M+1 entries (the nominal's zero included)
     dJn = dJ / (std[..., None] + 1e-6)  # reward-invariant normalisation
-    if top_k:
-        thresh = np.sort(dJ, axis=-1)[..., -top_k][..., None]
-        dJn = np.where(dJ >= thresh, dJn, 0.0)
-    n = dJ.shape[-1]  # divisor M+1
+    if top_k and top_k < dJ.shape[-1]:  # upstream: torch.topk over the M+1 entries, then the mean of those k
+        keep = np.argsort(-dJ, axis=-1, kind="stable")[..., :top_k]  # exactly k (ties: the lower index)
+        dJn = np.take_along_axis(dJn, keep, axis=-1)
+        eps = np.take_along_axis(eps, keep[..., None], axis=-2)
+    n = dJn.shape[-1]  # divisor M+1, or k with top_k
     d_mu = (dJn[..., None] * eps).sum(-2) / n
     d_logstd = (dJn[..., None] * (eps**2 - 1.0)).sum(-2) / n * sigma
     return d_mu, d_logstd, std
@@ -532,7 +546,7 @@ class SDPG:
             raise ConfigError(f"use_proprio=True, but {cfg.task} has no proprio observation")
         self.critic_keys = [k for k in ("privileged", "height_scan") if k in space]
         # running mean/std of the normalised vector inputs (§2.11); the others enter as they are
-        normalised = [k for k in self.critic_keys if k != "privileged" or cfg.privileged_rms]
+        normalised = [k for k in self.critic_keys if (cfg.privileged_rms if k == "privileged" else cfg.height_scan_rms)]
         if cfg.use_proprio and cfg.proprio_rms:
             normalised.append("proprio")
         self.rms = {k: RunningMeanStd(int(space[k].shape[0])) for k in normalised}
@@ -604,7 +618,10 @@ class SDPG:
         cfg, B, M, N, K, T, A = self.cfg, self.B, self.M, self.N, self.K, self.cfg.horizon, self.action_dim
         rms = copy.deepcopy(self.rms)  # frozen snapshot normalises this epoch; live stats keep updating
         frames0 = self.env.unwrapped.frames_rendered
+        render0 = self.env.unwrapped.render_seconds
+        t_env = time.perf_counter()
         self.branch_all()
+        env_time = time.perf_counter() - t_env  # env.step + resets + clones (physics, task code, rendering)
         images = {k: np.zeros((T, B, *shape), np.uint8) for k, shape in zip(self.image_keys, self.image_shapes)}
         proprio = np.zeros((T, B, self.proprio_dim), np.float32) if cfg.use_proprio else None
         critic_obs = {k: np.zeros((T, N, self.obs[k].shape[1]), np.float32) for k in self.critic_keys}
@@ -612,7 +629,6 @@ class SDPG:
         eps_all = np.zeros((T, B, K, A))
         rewards, next_values = np.zeros((T, N)), np.zeros((T, N))
         dones, terms = np.zeros((T, N), bool), np.zeros((T, N), bool)
-        env_time = 0.0  # env.step + resets + clones (physics, task code and rendering of the B nominal envs)
         for t in range(T):
             # 5a: store observations (actor: nominal only; critic: every env)
             for k, x in images.items():
@@ -671,6 +687,7 @@ class SDPG:
             env_time += time.perf_counter() - t_env
         self.epoch_branch_terminated = float(terms[:, B:].mean())
         self.epoch_env_time = env_time
+        self.epoch_render_time = self.env.unwrapped.render_seconds - render0
         self.env_steps += N * T
         self.epoch_frames = self.env.unwrapped.frames_rendered - frames0
         self.frames += self.epoch_frames
@@ -765,6 +782,11 @@ class SDPG:
         self.train_time += dt
         stats.update(epoch=self.epoch, env_steps=self.env_steps, frames=self.frames, wall_s=self.train_time,
                      time_rollout_s=t1 - t0, time_env_s=self.epoch_env_time, time_epoch_s=dt,
+                     # §6 item 15: render (inside the env's renderer), physics (the rest of the env's time:
+                     # physics, task code, observations, frame stacks), learner (everything outside the env)
+                     time_render_s=self.epoch_render_time,
+                     time_physics_s=self.epoch_env_time - self.epoch_render_time,
+                     time_learner_s=dt - self.epoch_env_time,
                      env_steps_per_s=self.N * self.cfg.horizon / dt,
                      frames_per_s=self.epoch_frames / dt, episodes=self.total_episodes,
                      **self.episode_stats())

@@ -9,6 +9,7 @@ frame stacks, build observations.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,6 +342,9 @@ class VRBVectorEnv(VectorEnv):
         #: Policy observations rendered so far, one per env per render (all its cameras): steps, resets and
         #: ``set_state`` of rendered envs. Learners report their budget's "rendered frames" from it.
         self.frames_rendered = 0
+        #: Wall-clock seconds spent rendering those observations: what an agent reports as its render time,
+        #: the rest of its env time being physics and task code.
+        self.render_seconds = 0.0
         K = self.cfg.frame_stack
         # frame stacks kept in the observation layout (R, H, W, K*C), oldest frame first along channels
         self._frames = [np.zeros((len(ids), v.height, v.width, K * (1 if v.depth else 3)), np.uint8)
@@ -848,7 +852,9 @@ class VRBVectorEnv(VectorEnv):
         slots: slice | np.ndarray = slot_ids
         if len(slot_ids) == len(self.render_env_ids) and (np.diff(slot_ids) == 1).all():
             slots = slice(int(slot_ids[0]), int(slot_ids[-1]) + 1)  # all rendered envs in order: no fancy indexing
-        images = self._ensure_renderer().render(self.sim.state[rids])
+        renderer, start = self._ensure_renderer(), time.perf_counter()
+        images = renderer.render(self.sim.state[rids])
+        self.render_seconds += time.perf_counter() - start
         self.frames_rendered += len(rids)
         if self.torch_pixels:
             self._update_stacks_torch(images, slot_ids, fill)

@@ -642,3 +642,38 @@ def test_bench_baselines_gives_both_agents_the_same_physics_envs_and_summarizes_
     assert rows["sdpg"][reach] == "120 (120 to 120) (2/2)"  # both seeds first log >= 40 at 120 s
     assert rows["ppo"][reach] == "180 (180 to 180) (2/2)"
     assert rows["sdpg"]["peak RSS (MB)"].startswith("1,000 ") and rows["ppo"]["peak RSS (MB)"].startswith("2,000 ")
+
+
+def test_tensorboard_uses_cleanrl_names_against_env_steps_and_a_resume_drops_the_redone_events(tmp_path):
+    """conventions.md 6: return, episode length and steps/s under CleanRL's tags, every scalar against env steps
+    (global_step); a resume purges the events logged after its checkpoint, which it redoes."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from visual_robo_bench.cli import main
+
+    run = tmp_path / "run"
+    assert main(_train_args(run, 4, 2)) == 0
+    rows = _rows(run)
+    ev = EventAccumulator(str(run / "tb"))
+    ev.Reload()
+    tags = set(ev.Tags()["scalars"])
+    assert {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "sdpg/actor_loss"} <= tags
+    assert "sdpg/episode_return" not in tags and "sdpg/env_steps_per_s" not in tags
+    steps = [int(r["env_steps"]) for r in rows]
+    assert [e.step for e in ev.Scalars("sdpg/actor_loss")] == steps
+    sps = ev.Scalars("charts/SPS")
+    assert [e.value for e in sps] == pytest.approx([float(r["env_steps_per_s"]) for r in rows], rel=1e-6)
+    # a run stopped after its first epoch (budget ~0 s: checkpoint at epoch 1); an event it had logged after that
+    # checkpoint (as a killed run would have) is dropped on resume, the epochs after it are logged once
+    from torch.utils.tensorboard import SummaryWriter
+
+    cut = tmp_path / "cut"
+    assert main(_train_args(cut, 4) + ["--set", "time_budget_s=1e-9"]) == 0
+    stray = SummaryWriter(str(cut / "tb"))
+    stray.add_scalar("sdpg/actor_loss", -12345.0, steps[2])
+    stray.close()
+    assert main(["train", "--resume", "--run-dir", str(cut), "--no-progress", "--set", "time_budget_s=0"]) == 0
+    ev = EventAccumulator(str(cut / "tb"))
+    ev.Reload()
+    loss = ev.Scalars("sdpg/actor_loss")
+    assert [e.step for e in loss] == steps and -12345.0 not in [e.value for e in loss]

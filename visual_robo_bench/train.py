@@ -5,7 +5,8 @@ A run directory holds::
     config.json          the agent config, task config hash, versions, machine, command line (and the
                          ``resumes`` that changed settings)
     progress.csv         one row per epoch (return, losses, FPS, env steps, wall-clock)
-    tb/                  TensorBoard event files (same scalars)
+    tb/                  TensorBoard event files (same scalars, against env steps; return, episode length and
+                         steps/s under CleanRL's names charts/episodic_return, charts/episodic_length, charts/SPS)
     checkpoints/latest.pt  full training state (atomic write every ``checkpoint_every`` epochs)
     policy.pt            the deterministic policy for evaluation (``load_policy``)
     best_policy.pt       the same kind of file, of the epoch with the best logged ``episode_return`` so far
@@ -154,6 +155,12 @@ def _record_resume(run_dir: Path, doc: dict[str, Any], cfg: Any, changes: dict[s
     write_json(run_dir / "config.json", doc)
 
 
+#: TensorBoard tags of the scalars that CleanRL and Open RL Benchmark name too (conventions.md 6), so that their
+#: tools read VRB runs; the others are ``<agent>/<name>``. All are logged against env steps (CleanRL's global_step).
+TB_TAGS = {"episode_return": "charts/episodic_return", "episode_length": "charts/episodic_length",
+           "env_steps_per_s": "charts/SPS"}
+
+
 def _export(learner: Any, dst: Path) -> None:
     """``learner.export_policy`` to ``dst`` alone, atomically: some agents write files beside their policy file
     (``model.zip``, ``teacher.zip``), and those of another policy must not replace the run's."""
@@ -287,7 +294,8 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
     csv_log.truncate_after(learner.epoch)  # rows after the resumed checkpoint are redone
     best = _best_return(run_dir / "progress.csv")
     eval_interval = int(getattr(cfg, "eval_interval", 0) or 0)
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=learner.epoch + 1 if resume else None)
+    # x axis: env steps (CleanRL's global_step); a resume drops the events after its checkpoint
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=learner.env_steps + 1 if resume else None)
     layout = _describe(mod, cfg)
     title = f"{agent.upper()} {cfg.task} ({layout + ', ' if layout else ''}seed {cfg.seed})"
 
@@ -314,7 +322,7 @@ def train(agent: str = "sdpg", task: str | None = None, overrides: dict[str, Any
             csv_log.log(stats)
             for k, v in stats.items():
                 if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v):
-                    writer.add_scalar(f"{agent}/{k}", v, learner.epoch)
+                    writer.add_scalar(TB_TAGS.get(k, f"{agent}/{k}"), v, learner.env_steps)
             bar.update(1)
             bar.set_postfix_str(f"return {stats['episode_return']:.1f}  frames/s {stats['frames_per_s']:.0f}  "
                                 f"steps/s {stats['env_steps_per_s']:,.0f}")

@@ -187,6 +187,20 @@ def test_third_party_task_ids_import_from_the_working_directory(tmp_path, monkey
     assert printed in capsys.readouterr().out
 
 
+def test_doctor_prints_the_egl_device_variables(monkeypatch, capsys):
+    """`vrb doctor` prints MUJOCO_EGL_DEVICE_ID and CUDA_VISIBLE_DEVICES (or "unset") next to the GL backend: the
+    EGL device index need not follow CUDA's numbering on multi-GPU machines."""
+    from visual_robo_bench import registry
+
+    monkeypatch.setattr(registry, "list_tasks", lambda: [])  # no task: only the backend report (cheap)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("MUJOCO_EGL_DEVICE_ID", "0")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert main(["doctor"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("GL backend:"))
+    assert "MUJOCO_EGL_DEVICE_ID=0" in line and "CUDA_VISIBLE_DEVICES=unset" in line, line
+
+
 def test_bench_rows():
     from visual_robo_bench.bench import run_bench
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -730,6 +731,63 @@ def test_a_child_forked_after_rendering_raises_instead_of_hanging():
                          timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert "REFUSED: cannot render in process" in res.stdout and "vector_kwargs={'context': 'spawn'}" in res.stdout
+
+
+def test_first_gl_context_logs_the_renderer_strings_once(caplog, monkeypatch):
+    """The first GL context of a process logs GL_VENDOR, GL_RENDERER and GL_VERSION (llvmpipe vs a GPU) at INFO
+    on the package's logger; later contexts do not log them again."""
+    from visual_robo_bench.render import gl
+
+    monkeypatch.setattr(gl, "_renderer_logged", False, raising=False)  # as in a fresh process
+    caplog.set_level(logging.INFO, logger="visual_robo_bench")
+
+    def logged() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "visual_robo_bench" and "GL_RENDERER=" in r.getMessage()]
+
+    first = gym.make("VRB/Hopper-v1", image_size=(16, 16))
+    first.reset(seed=0)
+    (record,) = logged()
+    assert record.levelno == logging.INFO
+    assert all(f"{name}=" in record.getMessage() for name in ("GL_VENDOR", "GL_RENDERER", "GL_VERSION")), record
+    second = gym.make("VRB/Hopper-v1", image_size=(16, 16))
+    second.reset(seed=0)
+    assert len(logged()) == 1
+    first.close()
+    second.close()
+
+
+_CONFLICTING_PLATFORM = """
+import os
+import gymnasium as gym, visual_robo_bench
+from visual_robo_bench.render.gl import RenderBackendError, select_backend
+env = gym.make("VRB/Hopper-v1", image_size=(16, 16))
+try:
+    env.reset(seed=0)
+except RenderBackendError as err:
+    print("REFUSED:", err)
+os.environ.update(MUJOCO_GL="osmesa", PYOPENGL_PLATFORM="egl")  # the other way round (nothing was imported yet)
+select_backend.cache_clear()
+try:
+    select_backend()
+except RenderBackendError as err:
+    print("REFUSED:", err)
+"""
+
+
+def test_a_pyopengl_platform_that_disagrees_with_mujoco_gl_is_named():
+    """MUJOCO_GL=egl with PYOPENGL_PLATFORM=osmesa (or the reverse) cannot work (mujoco.egl refuses the platform on
+    import): the error says that the two disagree and how to fix it, not to install packages and set MUJOCO_GL."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(MUJOCO_GL="egl", PYOPENGL_PLATFORM="osmesa")
+    res = subprocess.run([sys.executable, "-c", _CONFLICTING_PLATFORM], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    refusals = [line for line in res.stdout.splitlines() if line.startswith("REFUSED:")]
+    assert len(refusals) == 2, res.stdout
+    for line, (gl, platform) in zip(refusals, [("egl", "osmesa"), ("osmesa", "egl")]):
+        assert f"MUJOCO_GL={gl} and PYOPENGL_PLATFORM={platform} disagree" in line, line
+        assert "Unset PYOPENGL_PLATFORM" in line and f"PYOPENGL_PLATFORM={gl}" in line, line
+        assert "apt-get" not in line, line
 
 
 def test_task_docstring_follows_the_template(task_id):

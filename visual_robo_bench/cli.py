@@ -430,7 +430,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         backend = select_backend()
     except RenderBackendError as err:
         raise CLIError(str(err)) from None
-    console.print(f"GL backend: [bold]{backend}[/bold]")
+    devices = ", ".join(f"{k}={escape(os.environ.get(k, 'unset'))}"
+                        for k in ("MUJOCO_EGL_DEVICE_ID", "CUDA_VISIBLE_DEVICES"))
+    console.print(f"GL backend: [bold]{backend}[/bold] ({devices}; EGL device ids need not follow CUDA's, see README)",
+                  highlight=False)
     table = Table(title="One frame per task (num_envs=1)")
     for col in ("task", "status", "policy obs", "render()", "seconds"):
         table.add_column(col)

@@ -112,12 +112,21 @@ def select_backend() -> str:
 
     Raises:
         RenderBackendError: When no backend works; the message names the Debian
-            packages to install and the ``MUJOCO_GL`` variable.
+            packages to install and the ``MUJOCO_GL`` variable. Also when ``MUJOCO_GL``
+            is ``egl``/``osmesa`` and ``PYOPENGL_PLATFORM`` names another platform.
     """
     explicit = os.environ.get("MUJOCO_GL", "").strip().lower()
     if explicit:
         if explicit in ("egl", "osmesa"):
-            os.environ.setdefault("PYOPENGL_PLATFORM", explicit)
+            platform = os.environ.get("PYOPENGL_PLATFORM", "")
+            if platform and platform.lower() != explicit:  # mujoco.egl / mujoco.osmesa refuse it on import
+                raise RenderBackendError(
+                    f"MUJOCO_GL={os.environ['MUJOCO_GL']} and PYOPENGL_PLATFORM={platform} disagree: MuJoCo's "
+                    f"{explicit} backend needs PyOpenGL's {explicit} platform. Unset PYOPENGL_PLATFORM "
+                    f"(`unset PYOPENGL_PLATFORM`) or set it to the same value (PYOPENGL_PLATFORM={explicit}), "
+                    "before Python starts."
+                )
+            os.environ["PYOPENGL_PLATFORM"] = explicit
         return explicit
     errors = {}
     for backend in ("egl", "osmesa"):
@@ -154,7 +163,39 @@ def make_context(width: int, height: int):
             f"Could not create an OpenGL context with MUJOCO_GL={backend}: {err}. "
             f"Install `{APT_PACKAGES}` (apt-get) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa."
         ) from err
+    _log_renderer_once(backend)
     return ctx
+
+
+_renderer_logged = False  # whether this process has logged its GL strings (first context only)
+
+
+def _log_renderer_once(backend: str) -> None:
+    """Log GL_VENDOR, GL_RENDERER and GL_VERSION of the current context, once per process (at INFO), so that
+    EGL silently running on Mesa's llvmpipe instead of a GPU shows."""
+    global _renderer_logged
+    if _renderer_logged:
+        return
+    _renderer_logged = True
+    try:
+        strings = _gl_strings()
+    except Exception as err:  # noqa: BLE001 - informational only
+        log.info("visual_robo_bench: MUJOCO_GL=%s; could not read the GL strings: %s", backend, err)
+        return
+    vendor, renderer, version = strings or ("unknown",) * 3
+    log.info("visual_robo_bench: MUJOCO_GL=%s GL_VENDOR=%s GL_RENDERER=%s GL_VERSION=%s",
+             backend, vendor, renderer, version)
+
+
+def _gl_strings() -> tuple[str, str, str] | None:
+    """GL_VENDOR, GL_RENDERER and GL_VERSION of the current context (``None`` when no context is current)."""
+    from OpenGL import GL
+
+    raw = [GL.glGetString(name) for name in (GL.GL_VENDOR, GL.GL_RENDERER, GL.GL_VERSION)]
+    if any(x is None for x in raw):
+        return None
+    vendor, renderer, version = (x.decode(errors="replace") for x in raw)
+    return vendor, renderer, version
 
 
 def renderer_info() -> dict[str, str]:
@@ -163,13 +204,11 @@ def renderer_info() -> dict[str, str]:
     backend = os.environ.get("MUJOCO_GL", "")
     try:
         backend = select_backend()  # first: PyOpenGL reads PYOPENGL_PLATFORM when it is imported
-        from OpenGL import GL
 
         def query() -> dict[str, str] | None:
-            raw = [GL.glGetString(name) for name in (GL.GL_VENDOR, GL.GL_RENDERER, GL.GL_VERSION)]
-            if any(x is None for x in raw):
-                return None
-            return {"backend": backend, **dict(zip(("vendor", "renderer", "version"), (x.decode() for x in raw)))}
+            strings = _gl_strings()
+            return None if strings is None else {"backend": backend,
+                                                 **dict(zip(("vendor", "renderer", "version"), strings))}
 
         info = query()
         if info is None:

@@ -360,6 +360,8 @@ def test_shipped_policy_runs_the_main_job(tmp_path):
 
     doc = load(out)
     assert doc["runs"][0]["env_id"] == "VRB/Walker-v1" and len(doc["runs"][0]["episodes"]) == 4
+    # the policy file's training config is recorded (it was {})
+    assert doc["agent"]["config"]["task"] == "VRB/Walker-v1" and "num_perturbations" in doc["agent"]["config"]
     # the shipped policy is deterministic and better than doing nothing on these seeds
     zero = evaluate("zero", "VRB/Walker-v1", episodes=4, progress=False).summary()["return"]
     assert doc["aggregates"]["VRB/Walker-v1"]["return"] > zero
@@ -486,3 +488,96 @@ def test_evaluate_takes_the_levels_from_leaderboard_dir(tmp_path, monkeypatch, c
                  str(tmp_path / "nowhere")]) == 2
     captured = capsys.readouterr()
     assert "has no reference_scores.json" in captured.err and "standard protocol" not in captured.out
+
+
+def test_env_kwargs_that_restate_the_protocol_keep_a_run_official(monkeypatch):
+    """Any env_kwargs made a run unofficial, also values equal to the task's defaults or to the protocol's own
+    settings (Go2Terrain's domain_randomization=False, curriculum=False); only keywords that change a setting
+    do now, and every keyword that is not a task setting (obs_mode, cameras, ...) still does."""
+    from visual_robo_bench.evaluation import harness
+    from visual_robo_bench.evaluation.harness import effective_overrides
+
+    assert effective_overrides("VRB/Go2Terrain-v0", {"domain_randomization": False, "curriculum": False}) == {}
+    assert effective_overrides("VRB/Go2Terrain-v0", {"domain_randomization": True}) == {"domain_randomization": True}
+    assert effective_overrides("VRB/Walker-v1", {"image_size": [84, 84], "frame_stack": 3,
+                                                 "max_episode_steps": 1000, "render_profile": {"shadows": False}}) == {}
+    changed = {"image_size": (64, 64), "render_profile": {"shadows": True}, "obs_mode": "visual",
+               "cameras": ("side",), "frame_skip": 2, "frame_stack": "three"}
+    assert effective_overrides("VRB/Walker-v1", changed) == changed  # pixels, unknown keys, refused values
+    monkeypatch.setattr(harness, "protocol_for", lambda task: harness.EvalProtocol(episodes=2, num_envs=2))
+    same = evaluate("zero", "VRB/Hopper-v1", env_kwargs={"image_size": (84, 84), "frame_stack": 3}, progress=False)
+    assert same.official and same.env_kwargs == {"image_size": (84, 84), "frame_stack": 3}  # recorded as given
+    assert not evaluate("zero", "VRB/Hopper-v1", env_kwargs={"frame_stack": 2}, progress=False).official
+
+
+def test_results_record_the_git_sha_versions_and_hardware(tmp_path, monkeypatch):
+    """Results files lacked the git SHA of the VRB code, the versions of most packages a result depends on, and the
+    RAM and GPU of the hardware (conventions.md section 7); the new fields are optional in the schema."""
+    import copy
+    import subprocess
+    import sys
+    import types
+    from importlib import metadata
+
+    from visual_robo_bench.evaluation import results
+    from visual_robo_bench.evaluation.results import ResultsError, hardware, make_results, validate, vrb_git_sha
+
+    res = evaluate("zero", "VRB/Hopper-v1", episodes=1, num_envs=1, env_kwargs={"max_episode_steps": 3},
+                   progress=False)
+    doc = validate(make_results([(res, 0)], agent_name="zero", description=""))
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / ".git").exists():
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert doc["vrb_git_sha"] == head.strip()
+    assert vrb_git_sha(tmp_path) is None  # not a checkout
+    (tmp_path / ".git" / "refs" / "heads").mkdir(parents=True)  # without the git program: read .git itself
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / ".git" / "refs" / "heads" / "main").write_text("ab" * 20 + "\n")
+    monkeypatch.setattr(results.shutil, "which", lambda name: None)
+    assert vrb_git_sha(tmp_path) == "ab" * 20
+    monkeypatch.undo()
+    for pkg in ("rliable", "stable_baselines3", "imageio", "gymnasium_robotics", "robot_descriptions", "ray",
+                "onnxruntime", "tensorboard", "imageio_ffmpeg", "mujoco_warp"):
+        try:
+            assert doc["versions"][pkg] == metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            assert pkg not in doc["versions"]  # present-only
+    assert doc["versions"]["torch"] == metadata.version("torch") and "python" in doc["versions"]
+    assert "GiB RAM" in doc["budget"]["hardware"] and "cores" in doc["budget"]["hardware"]
+    old = copy.deepcopy(doc)
+    del old["vrb_git_sha"]
+    validate(old)  # the committed submissions have no SHA
+    validate({**doc, "vrb_git_sha": None})
+    with pytest.raises(ResultsError, match="vrb_git_sha"):
+        validate({**doc, "vrb_git_sha": "not a sha"})
+    # the GPU: from torch only when the process already initialized CUDA, never by importing torch
+    cuda = types.SimpleNamespace(is_initialized=lambda: True, device_count=lambda: 2,
+                                 get_device_name=lambda i: "NVIDIA Fake 80GB")
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert hardware().endswith("GiB RAM, GPU 2x NVIDIA Fake 80GB")
+    code = ("import sys\nfrom visual_robo_bench.evaluation.results import hardware\nhardware()\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+
+def test_evaluate_out_records_the_config_of_vrb_policy_files(tmp_path):
+    """vrb evaluate --out wrote agent.config {} also for VRB .pt policies, which carry their training config; with
+    one file per training seed it records the settings the files share."""
+    import torch
+
+    from visual_robo_bench.cli_eval import _policies_config
+    from visual_robo_bench.evaluation.results import policy_config
+
+    shipped = Path(__file__).resolve().parents[1] / "policies" / "sdpg-walker-v1.pt"
+    config = policy_config(shipped)
+    assert config["task"] == "VRB/Walker-v1" and {"num_nominal", "num_perturbations", "horizon"} <= set(config)
+    for seed in (0, 1):
+        torch.save({"agent": "sdpg", "kind": "policy", "config": {"seed": seed, "horizon": 16, "hidden": (64, 64)}},
+                   tmp_path / f"p-s{seed}.pt")
+    specs = [str(tmp_path / f"p-s{seed}.pt") for seed in (0, 1)]
+    assert _policies_config(specs) == {"horizon": 16, "hidden": [64, 64]}  # the seed differs: left out
+    assert _policies_config(specs[:1]) == {"seed": 0, "horizon": 16, "hidden": [64, 64]}
+    assert _policies_config(["random"]) == {} and _policies_config(["pkg.mod:factory"]) == {}
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    assert policy_config(tmp_path / "other.pt") is None

@@ -381,7 +381,7 @@ def test_trained_entries_must_state_their_budget(board, random_doc, tmp_path):
         submit_doc(board, negative, tmp_path)
     assert submit_doc(board, trained(random_doc, "mine"), tmp_path) == "mine"
     board.build()
-    assert "100,000 steps, 10 min" in (board.root / "README.md").read_text()
+    assert "100,000 steps, 50,000 frames, 10 min" in (board.root / "README.md").read_text()
 
 
 def test_sweep_results_carry_the_stated_budget(board, random_doc, tmp_path):
@@ -863,3 +863,104 @@ def test_submit_notes_results_made_with_other_versions(board, random_doc, tmp_pa
         assert f"mujoco 3.0.0 (installed: {versions()['mujoco']})" in err and "visual_robo_bench" not in err
     else:
         assert "note:" not in err
+
+
+def _better(random_doc, name="better"):
+    """A trained entry on ``random_doc``'s episodes, a success in every episode."""
+    better = trained(random_doc, name)
+    for run in better["runs"]:
+        for e in run["episodes"]:
+            e["success_once"] = True
+    better.pop("aggregates")
+    return better
+
+
+def test_overall_tables_show_the_optimality_gap_and_the_probability_of_improvement(board, random_doc, tmp_path):
+    """conventions.md section 6: the aggregate report lacked the optimality gap and the probability of improvement
+    for pairwise claims; both are now computed with rliable (seeded bootstrap CIs) and shown on the board."""
+    from rliable import metrics
+
+    from visual_robo_bench.evaluation.leaderboard import (_improvement, _interval, _probability_of_improvement,
+                                                          _track_matrices)
+
+    scores = np.random.default_rng(1).uniform(size=(5, 3))
+    est = _interval(scores, 300)
+    assert est["optimality_gap"][0] == pytest.approx(metrics.aggregate_optimality_gap(scores, gamma=1))
+    assert est["optimality_gap"][1] < est["optimality_gap"][0] < est["optimality_gap"][2]
+    assert _interval(np.minimum(scores + 0.5, 1.5), 300)["optimality_gap"][0] == pytest.approx(
+        1 - np.minimum(scores + 0.5, 1.0).mean())  # scores above gamma = 1 count as 1
+    rng = np.random.default_rng(2)
+    for _ in range(50):  # the bootstrap's vectorized metric is rliable's (ties and unequal run counts included)
+        x, y = rng.integers(0, 3, size=(rng.integers(1, 6), 4)) / 2, rng.integers(0, 3, size=(rng.integers(1, 6), 4)) / 2
+        assert _probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+    x, y = rng.uniform(size=(4, 3)), rng.uniform(size=(3, 3))
+    imp = _improvement(x, y, 300)
+    assert imp == _improvement(x, y, 300)  # seeded: reproducible
+    assert imp[0] == pytest.approx(metrics.probability_of_improvement(x, y)) and imp[1] <= imp[0] <= imp[2]
+
+    better = _better(random_doc)
+    submit_doc(board, random_doc, tmp_path)
+    board.submit(write_json(better, tmp_path / "in" / "b.json"), name="better")
+    board.build()
+    mats = _track_matrices({"random": random_doc, "better": better}, TASKS)
+    p_better = metrics.probability_of_improvement(mats["better"], mats["random"])
+    gap_random = metrics.aggregate_optimality_gap(mats["random"], gamma=1)
+    md = (board.root / "README.md").read_text()
+    overall = md.split("## Overall")[1].split("\n## ")[0]
+    assert ("| # | entry | seeds | IQM success (95% CI) | mean success (95% CI) | optimality gap (95% CI) | "
+            "P(> next) (95% CI) | budget |") in overall
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in overall.splitlines() if line.startswith("| 1 |")
+            or line.startswith("| 2 |")}
+    assert rows["better"][5] == "0.000 [0.000, 0.000]" and rows["better"][6].startswith(f"{p_better:.2f} [")
+    assert rows["random"][5].startswith(f"{gap_random:.3f} [") and rows["random"][6] == "-"
+    page = (board.root / "index.html").read_text()
+    assert "optimality gap</th>" in page and "P(&gt; next)</th>" in page and f"<td>{p_better:.2f} [" in page
+
+
+def test_budgets_show_frames_wall_clock_and_hardware_in_every_table(board, random_doc, tmp_path):
+    """conventions.md section 7: entries are shown with their budgets; the budget column showed only env steps and
+    minutes, and the overall tables had none."""
+    from visual_robo_bench.evaluation.leaderboard import _fmt_budget, _fmt_hardware
+
+    assert _fmt_hardware("Intel(R) Xeon(R) CPU @ 2.20GHz, 2 cores, 24 GiB RAM") == "Intel Xeon, 2 cores, 24 GiB RAM"
+    assert _fmt_hardware("AMD EPYC 7B13 64-Core Processor, 16 cores, 126 GiB RAM, GPU NVIDIA H100 80GB HBM3") == \
+        "AMD EPYC 7B13, 16 cores, 126 GiB RAM, GPU NVIDIA H100 80GB HBM3"
+    assert len(_fmt_hardware("x" * 200)) == 80
+    assert _fmt_budget({"env_steps": None, "rendered_frames": None, "wall_clock_s": None, "hardware": "h"}) == \
+        "untrained"
+    assert _fmt_budget({"env_steps": 10, "rendered_frames": 0, "wall_clock_s": 30.0, "hardware": ""}) == "10 steps, 30 s"
+    better = _better(random_doc)
+    better["budget"]["hardware"] = "Intel(R) Xeon(R) CPU @ 2.20GHz, 2 cores, 24 GiB RAM, GPU NVIDIA L4"
+    submit_doc(board, random_doc, tmp_path)
+    board.submit(write_json(better, tmp_path / "in" / "b.json"), name="better")
+    board.build()
+    md = (board.root / "README.md").read_text()
+    budget = "100,000 steps, 50,000 frames, 10 min, Intel Xeon, 2 cores, 24 GiB RAM, GPU NVIDIA L4"
+    overall = md.split("## Overall")[1].split("\n## ")[0]
+    assert overall.count(f"| {budget} |") == 1 and "| untrained |" in overall  # the floor states no budget
+    for task in TASKS:
+        section = md.split(f"## {task}")[1].split("\n## ")[0]
+        assert f"| {budget} |" in section
+    assert html.escape(budget) in (board.root / "index.html").read_text()
+
+
+def test_env_kwargs_equal_to_the_defaults_or_the_protocols_are_accepted(board, random_doc, tmp_path):
+    """check_protocol refused any env_kwargs; as the harness's official flag, it now refuses only keywords that
+    change a setting (the task's defaults and the protocol's own settings are no override)."""
+    from visual_robo_bench.evaluation.leaderboard import Leaderboard
+
+    doc = copy.deepcopy(random_doc)
+    doc.pop("aggregates")
+    for run in doc["runs"]:
+        run["env_kwargs"] = {"image_size": [84, 84], "max_episode_steps": 1000}
+    assert submit_doc(board, doc, tmp_path) == "random"
+    terrain = {"runs": [{"env_id": "VRB/Go2Terrain-v0", "env_kwargs": {"domain_randomization": False,
+                                                                       "curriculum": False},
+                         "seed_base": 0, "episodes": [{"seed": 0}]} for _ in range(2)]}
+    cfg = {**DEFAULT_CONFIG, "tracks": {}, "episodes": 1, "seed_base": 0, "min_seeds": 2}
+    (tmp_path / "b2").mkdir()
+    (tmp_path / "b2" / "config.json").write_text(json.dumps(cfg))
+    Leaderboard(tmp_path / "b2").check_protocol(terrain)
+    terrain["runs"][1]["env_kwargs"] = {"domain_randomization": True}
+    with pytest.raises(ResultsError, match=r"runs/1: evaluated with settings overrides \{'domain_randomization': True\}"):
+        Leaderboard(tmp_path / "b2").check_protocol(terrain)

@@ -189,6 +189,22 @@ def _policy_spec(spec: str) -> bool:
     return Path(spec).exists() or is_factory_spec(spec)
 
 
+def _policies_config(specs: list[str]) -> dict[str, Any]:
+    """The config the evaluated VRB policy files carry (:func:`~.evaluation.results.policy_config`), for
+    ``agent.config``; empty when the agent is not such a file.
+
+    With one file per training run (``{seed}`` in ``--agent``), the settings all the files share: a setting
+    that differs between them (the training seed) is left out (each run records its training seed).
+    """
+    from .evaluation.results import policy_config
+
+    configs = [policy_config(spec) for spec in dict.fromkeys(specs)]
+    if not configs or any(c is None for c in configs):
+        return {}
+    first = configs[0]
+    return {k: v for k, v in first.items() if all(k in c and c[k] == v for c in configs[1:])}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import AgentLoadError, evaluate
     from .evaluation.distributed import SweepError, make_grid
@@ -259,6 +275,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name = args.name or (agent if evals[0][0].agent == cells[0].agent_spec() != agent else evals[0][0].agent)
         doc = make_results(evals, agent_name=name, description=args.description,
                            render=renderer_info(), budget=budget, code_url=args.code_url,
+                           agent_config=_policies_config([c.agent_spec() for c in cells]),
                            policy=agent if all(_policy_spec(p) for p in policies) else None)
         write_json(doc, args.out)
         console.print(f"results written to {args.out}")

@@ -20,6 +20,7 @@ the evaluation: its running and all unstarted episodes are recorded as failed
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,43 @@ def protocol_for(task_id: str) -> EvalProtocol:
     return EvalProtocol(env_kwargs=kwargs)
 
 
+def effective_overrides(task_id: str, env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The env keywords of ``env_kwargs`` that change what the protocol evaluates: what makes a run unofficial.
+
+    A keyword counts as no override when it is a field of the task's config and setting it leaves the config
+    the protocol uses unchanged: its value equals the protocol's own setting (:func:`protocol_for`, e.g.
+    ``domain_randomization=False`` on Go2Terrain) or, for other fields, the task's default (compared after the
+    config's own normalization, as the env applies it: ``(84, 84)`` and ``[84, 84]`` are equal). Every other
+    keyword is an override: a value that differs, a keyword that is not a config field (e.g. ``obs_mode``,
+    ``cameras``, ``render_env_ids``, whatever its value), and a value the config refuses.
+
+    Args:
+        task_id: Registered task id.
+        env_kwargs: The env keywords a run was evaluated with (on top of the protocol's own).
+
+    Returns:
+        The keywords that differ, with their values (empty: the protocol's settings).
+    """
+    from ..envs.vector_env import _resolve_config
+
+    if not env_kwargs:
+        return {}
+    cfg = get_task(task_id).config
+    proto = protocol_for(task_id).env_kwargs
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    base = _resolve_config(cfg, proto).hash()
+    out = {}
+    for key, value in env_kwargs.items():
+        if key in fields:
+            try:
+                if _resolve_config(cfg, {**proto, key: value}).hash() == base:
+                    continue
+            except Exception:  # noqa: BLE001 - a value the config refuses is an override (the env refuses it too)
+                pass
+        out[key] = value
+    return out
+
+
 @dataclass
 class EpisodeResult:
     """One evaluated episode.
@@ -98,7 +136,7 @@ class EvalResult:
     episodes: list[EpisodeResult]
     seed_base: int
     env_kwargs: dict[str, Any]
-    official: bool  # the full standard protocol: its episodes and seed base, default settings
+    official: bool  # the full standard protocol: its episodes and seed base, its settings (effective_overrides)
     wall_clock_s: float
     env_steps: int
     error: str | None = None
@@ -219,7 +257,9 @@ def evaluate(
         episodes: Episodes (default: the protocol's, 50); another count makes the result unofficial.
         seed_base: Seed of episode 0 (default: the public base); another base makes the result unofficial.
         num_envs: Envs side by side (default: the protocol's; does not change any result).
-        env_kwargs: Extra env keywords; any makes the result unofficial.
+        env_kwargs: Extra env keywords; any that changes the protocol's settings (:func:`effective_overrides`:
+            another value than the protocol's or the task's default, or a keyword that is not a task setting)
+            makes the result unofficial. All are recorded in the result's ``env_kwargs``.
         isolate: Run the agent in a separate process with ``act_timeout`` and
             ``memory_limit_mb`` (needs a string spec).
         video: Write a video of the first ``video_episodes`` episodes of env 0 here (its suffix gives the
@@ -230,7 +270,7 @@ def evaluate(
         The E per-episode results, with ``error`` set when the agent failed (the
         last failure); see the module docstring for how failures are scored.
         ``official`` is True only for the full standard protocol: the protocol's
-        episode count and seed base and no ``env_kwargs``.
+        episode count and seed base and no ``env_kwargs`` that change its settings.
 
     Raises:
         ValueError: ``episodes`` or ``num_envs`` is not an integer >= 1.
@@ -262,7 +302,7 @@ def evaluate(
         if proxy is not None:
             proxy.close()
         env.close()
-    official = not overrides and E == proto.episodes and base == proto.seed_base
+    official = not effective_overrides(task_id, overrides) and E == proto.episodes and base == proto.seed_base
     return EvalResult(task_id=env.task_id, agent=str(name), episodes=results, seed_base=base,
                       env_kwargs=overrides, official=official, wall_clock_s=time.perf_counter() - t0,
                       env_steps=steps, error=error, video=video_path, provenance=env.provenance)

@@ -15,10 +15,14 @@ package as ``visual_robo_bench/leaderboards``, :func:`installed_leaderboard_dir`
   performance profiles).
 
 Every number shown is recomputed from per-episode data; submitted aggregates
-are never trusted. Aggregates across runs and tasks use rliable: IQM and mean
-with 95 % stratified-bootstrap confidence intervals. Every bootstrap draws from
+are never trusted. Aggregates across runs and tasks use rliable: IQM, mean and
+optimality gap (gamma = 1) with 95 % stratified-bootstrap confidence intervals,
+and each ranked entry's probability of improvement over the next-ranked one
+(``metrics.probability_of_improvement``, with its CI). Every bootstrap draws from
 its own generator seeded with :data:`BOOTSTRAP_SEED`, so a build is reproducible
-and an entry's intervals do not depend on the other entries.
+and an entry's intervals do not depend on the other entries (its probability of
+improvement depends on the entry ranked below it only). Entries are shown with
+their training budgets (env-steps, rendered frames, wall-clock, hardware).
 
 The reference floors (``config["floors"]``: ``random`` and ``zero``) are the
 project's own untrained entries. Only a submission named after a floor whose
@@ -165,13 +169,16 @@ class Leaderboard:
         """The leaderboard's rules on top of the schema.
 
         Every run has the protocol's episodes on its seeds (``seed_base + 0..E-1``), default task settings
-        (no ``env_kwargs``) and, on a board with the standard protocol, ``official: true``; every task has
+        (no ``env_kwargs`` that change them: :func:`~.harness.effective_overrides`, as the harness's ``official``
+        flag; keywords equal to the task's defaults or the protocol's own settings are accepted) and, on a board with the standard protocol, ``official: true``; every task has
         at least ``min_seeds`` runs, and the tasks of a track that the entry covers have equally many runs
         (a track's aggregates use every run of every task; unequal counts would drop runs).
 
         Raises:
             ResultsError: Naming the first run or task that breaks a rule, and what to do.
         """
+        from . import harness
+
         cfg = self.config
         standard = self.standard_protocol()
         per_task: dict[str, int] = {}
@@ -183,9 +190,11 @@ class Leaderboard:
             expected = list(range(cfg["seed_base"], cfg["seed_base"] + cfg["episodes"]))
             if sorted(e["seed"] for e in run["episodes"]) != expected:
                 raise ResultsError(f"runs/{i}: episode seeds are not seed_base + 0..{cfg['episodes'] - 1}")
-            if run.get("env_kwargs"):
-                raise ResultsError(f"runs/{i}: evaluated with settings overrides {run['env_kwargs']}; only default "
-                                   "task settings are accepted: re-evaluate without overrides")
+            changed = harness.effective_overrides(run["env_id"], run.get("env_kwargs"))
+            if changed:
+                raise ResultsError(f"runs/{i}: evaluated with settings overrides {changed}; only default "
+                                   "task settings (and the protocol's own) are accepted: re-evaluate without "
+                                   "overrides")
             if standard and not run.get("official", True):
                 raise ResultsError(
                     f"runs/{i}: the run is marked unofficial (official: false), i.e. it was not evaluated with "
@@ -505,14 +514,68 @@ def _stratified_bootstrap(scores: np.ndarray, func: Any, reps: int) -> tuple[np.
     return np.asarray(func(scores)), lo, hi
 
 
+def _independent_bootstrap(scores_x: np.ndarray, scores_y: np.ndarray, func: Any,
+                           reps: int) -> tuple[float, float, float]:
+    """``func(scores_x, scores_y)`` and its 95 % stratified-bootstrap percentile CI, reproducibly.
+
+    What ``rly.get_interval_estimates({k: [scores_x, scores_y]}, func, reps=reps)`` computes (the runs of each
+    matrix resampled independently within each task: ``rly.StratifiedIndependentBootstrap``), drawing from a
+    generator seeded with :data:`BOOTSTRAP_SEED` (rliable 1.2 draws these indices from NumPy's global one).
+    """
+    from rliable import library as rly
+
+    class SeededStratifiedIndependentBootstrap(rly.StratifiedIndependentBootstrap):
+        def _get_indices(self, num_runs, array_shape, strata_indices):
+            return (self.generator.choice(num_runs, array_shape, replace=True), *strata_indices)
+
+    bs = SeededStratifiedIndependentBootstrap(scores_x, scores_y, seed=np.random.RandomState(BOOTSTRAP_SEED))
+    lo, hi = bs.conf_int(lambda x, y: np.atleast_1d(func(x, y)), reps=reps, size=0.95, method="percentile")
+    return float(func(scores_x, scores_y)), float(lo[0]), float(hi[0])
+
+
+#: The optimality gap's threshold: a score of 1 (every episode a success) is optimal.
+OPTIMALITY_GAP_GAMMA = 1.0
+
+
 def _interval(scores: np.ndarray, reps: int) -> dict[str, tuple[float, float, float]]:
-    """IQM and mean of a (runs, tasks) matrix, each with its 95 % stratified-bootstrap CI."""
+    """IQM, mean and optimality gap (gamma = :data:`OPTIMALITY_GAP_GAMMA`) of a (runs, tasks) matrix of
+    normalized scores (success rates, in [0, 1]), each with its 95 % stratified-bootstrap CI (one bootstrap:
+    the same resamples for the three)."""
     from rliable import metrics
 
     point, lo, hi = _stratified_bootstrap(
-        scores, lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_mean(s)]), reps)
+        scores, lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_mean(s),
+                                    metrics.aggregate_optimality_gap(s, gamma=OPTIMALITY_GAP_GAMMA)]), reps)
     return {"iqm": (float(point[0]), float(lo[0]), float(hi[0])),
-            "mean": (float(point[1]), float(lo[1]), float(hi[1]))}
+            "mean": (float(point[1]), float(lo[1]), float(hi[1])),
+            "optimality_gap": (float(point[2]), float(lo[2]), float(hi[2]))}
+
+
+def _probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """``rliable.metrics.probability_of_improvement(scores_x, scores_y)``, vectorized.
+
+    Per task, the Mann-Whitney U statistic of X over Y divided by the number of pairs: the fraction of (run of X,
+    run of Y) pairs where X scores higher, ties counting one half; then the mean over the tasks. rliable computes
+    the same with one ``scipy.stats.mannwhitneyu`` call per task, about 3 ms, which made the bootstrap of one
+    pair of entries take half a minute (tests/test_leaderboard.py checks that the two agree).
+    """
+    x, y = scores_x[:, None, :], scores_y[None, :, :]
+    per_task = (x > y).mean(axis=(0, 1)) + 0.5 * (x == y).mean(axis=(0, 1))
+    return float(per_task.mean())
+
+
+def _improvement(scores_x: np.ndarray, scores_y: np.ndarray, reps: int) -> tuple[float, float, float]:
+    """The probability of improvement P(X > Y) of entry X over entry Y ((runs, tasks) matrices of one track's
+    tasks; the run counts may differ), averaged over the tasks, with its 95 % stratified-bootstrap CI.
+
+    The point estimate is rliable's ``metrics.probability_of_improvement``; the CI is that of
+    ``rly.get_interval_estimates({k: [scores_x, scores_y]}, ..., reps=reps)`` (seeded), with the same metric
+    computed by :func:`_probability_of_improvement`.
+    """
+    from rliable import metrics
+
+    _, lo, hi = _independent_bootstrap(scores_x, scores_y, _probability_of_improvement, reps)
+    return float(metrics.probability_of_improvement(scores_x, scores_y)), lo, hi
 
 
 def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
@@ -533,8 +596,7 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
                 "seeds": len(runs), "success_once": a["success_once"], "success_at_end": a["success_at_end"],
                 "return": float(ret.mean()), "return_ci": _bootstrap_ci(ret, cfg["bootstrap_reps"]),
                 "normalized": normalized(float(ret.mean()), levels[t]),
-                "env_steps": doc["budget"].get("env_steps"), "wall_clock_s": doc["budget"].get("wall_clock_s"),
-                "hardware": doc["budget"].get("hardware"), "versions": _fmt_versions(doc),
+                **_budget(doc), "versions": _fmt_versions(doc),
             })
     for rows in per_task.values():
         rows.sort(key=lambda r: (-r["success_once"], -r["return"], r["name"]))
@@ -544,8 +606,14 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
         matrices = _track_matrices(subs, track_tasks)
         for name, m in matrices.items():
             est = _interval(m, cfg["bootstrap_reps"])
-            rows.append({"name": name, "agent": subs[name]["agent"]["name"], "seeds": len(m), **est})
+            rows.append({"name": name, "agent": subs[name]["agent"]["name"], "seeds": len(m), **est,
+                         **_budget(subs[name])})
         rows.sort(key=lambda r: (-r["iqm"][0], -r["mean"][0], r["name"]))  # ties: the mean, then the name
+        for above, below in zip(rows, rows[1:]):  # P(entry > the next-ranked entry); the last has none
+            above["improvement"] = _improvement(matrices[above["name"]], matrices[below["name"]],
+                                                cfg["bootstrap_reps"])
+        if rows:
+            rows[-1]["improvement"] = None
         overall[track] = rows
         # entries with runs on some of the track's tasks only: not ranked, but named with what they cover
         partial[track] = sorted((name, covered) for name, doc in subs.items() if name not in matrices
@@ -584,15 +652,49 @@ def _bootstrap_ci(values: np.ndarray, reps: int, seed: int = 0) -> tuple[float, 
     return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
+def _budget(doc: dict[str, Any]) -> dict[str, Any]:
+    """An entry's training budget as the tables show it (:func:`_fmt_budget`)."""
+    budget = doc["budget"]
+    return {k: budget.get(k) for k in ("env_steps", "rendered_frames", "wall_clock_s", "hardware")}
+
+
+#: Words dropped from a hardware line on the board (the results file keeps it whole).
+_HARDWARE_NOISE = re.compile(r"\((?:R|TM|tm|r)\)|\bCPU\b|\bProcessor\b|@ *[\d.]+ *GHz|\b\d+-Core\b")
+
+
+def _fmt_hardware(hardware: str | None) -> str:
+    """A compact hardware line: ``Intel(R) Xeon(R) CPU @ 2.20GHz, 2 cores`` -> ``Intel Xeon, 2 cores``."""
+    if not hardware:
+        return ""
+    text = _HARDWARE_NOISE.sub("", hardware)
+    text = re.sub(r" +,", ",", re.sub(r"\s+", " ", text)).strip(" ,")
+    return text if len(text) <= 80 else text[:79].rstrip(" ,") + "\u2026"
+
+
 def _fmt_budget(r: dict[str, Any]) -> str:
-    steps = r.get("env_steps")
-    wall = r.get("wall_clock_s")
+    """An entry's training budget in one cell: physics env-steps, rendered frames, wall-clock and hardware
+    (e.g. ``100,000 steps, 50,000 frames, 10 min, AMD EPYC, 2 cores``); ``untrained`` when no number is stated
+    (the floors), or ``-`` for an entry that is missing."""
+    if r is None:
+        return "-"
+    steps, frames, wall = r.get("env_steps"), r.get("rendered_frames"), r.get("wall_clock_s")
     parts = []
     if steps:
         parts.append(f"{steps:,} steps")
+    if frames:
+        parts.append(f"{frames:,} frames")
     if wall:
-        parts.append(f"{wall / 60:.0f} min")
-    return ", ".join(parts) or "untrained"
+        parts.append(f"{wall / 60:.0f} min" if wall >= 60 else f"{wall:.0f} s")
+    if not parts:
+        return "untrained"
+    hardware = _fmt_hardware(r.get("hardware"))
+    return ", ".join(parts + ([hardware] if hardware else []))
+
+
+def _fmt_improvement(r: dict[str, Any]) -> str:
+    """The probability of improvement over the next-ranked entry, ``0.83 [0.61, 1.00]``, or ``-`` (the last)."""
+    imp = r.get("improvement")
+    return "-" if imp is None else f"{imp[0]:.2f} {_ci(imp[1], imp[2], '.2f')}"
 
 
 def task_title(task: str) -> str:
@@ -622,7 +724,11 @@ def _markdown(tables, cfg) -> str:
              "Generated by `vrb leaderboard build` from `submissions/` (do not edit by hand). Primary score: "
              f"`success_once` rate; {cfg['episodes']} episodes per run (seeds {cfg['seed_base']} + k), at least "
              f"{cfg['min_seeds']} training seeds per entry. Aggregates: rliable IQM and mean with 95% stratified-"
-             "bootstrap CIs. Normalized return: (R - R_random) / (R_ref - R_random) with the levels of "
+             "bootstrap CIs, and the optimality gap (the mean shortfall of the scores from 1, gamma = 1; lower is "
+             "better) with its CI. P(> next): rliable's probability of improvement of an entry over the next-ranked "
+             "one (the chance that a run of it beats a run of the other on a task, averaged over the tasks; 0.5: no "
+             "difference), with its 95% CI. Budget: the entry's training budget (physics env-steps, rendered frames, "
+             "wall-clock) and hardware. Normalized return: (R - R_random) / (R_ref - R_random) with the levels of "
              "`reference_scores.json` (\"-\" where a task has no reference level yet). Tier: \"verified\" when "
              "`vrb verify` re-ran the entry's policy and matched this very file's runs (else \"reported\"). "
              "Versions: the vrb and MuJoCo versions each entry was evaluated with; compare entries of other "
@@ -630,13 +736,15 @@ def _markdown(tables, cfg) -> str:
              "before it was deprecated stay.", ""]
     for track, rows in tables["overall"].items():
         lines += [f"## Overall: {track} track ({', '.join(cfg['tracks'][track])})", "",
-                  "| # | entry | seeds | IQM success (95% CI) | mean success (95% CI) |", "|---|---|---|---|---|"]
+                  "| # | entry | seeds | IQM success (95% CI) | mean success (95% CI) | optimality gap (95% CI) | "
+                  "P(> next) (95% CI) | budget |", "|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
-            iqm, mean = r["iqm"], r["mean"]
+            iqm, mean, gap = r["iqm"], r["mean"], r["optimality_gap"]
             lines.append(f"| {i} | {r['name']} | {r['seeds']} | {iqm[0]:.3f} {_ci(iqm[1], iqm[2], '.3f')} | "
-                         f"{mean[0]:.3f} {_ci(mean[1], mean[2], '.3f')} |")
+                         f"{mean[0]:.3f} {_ci(mean[1], mean[2], '.3f')} | {gap[0]:.3f} {_ci(gap[1], gap[2], '.3f')} | "
+                         f"{_fmt_improvement(r)} | {_fmt_budget(r)} |")
         if not rows:
-            lines.append("| - | no entry covers every task of this track | | | |")
+            lines.append("| - | no entry covers every task of this track | | | | | | |")
         note = _partial_text(tables["partial"][track], len(cfg["tracks"][track]))
         lines += ["", note] if note else []
         lines.append("")
@@ -732,12 +840,17 @@ def _html(tables, plots, cfg) -> str:
         body = "".join(
             f"<tr><td>{i}</td><td>{html.escape(r['name'])}</td><td>{r['seeds']}</td>"
             f"<td>{r['iqm'][0]:.3f} {_ci(r['iqm'][1], r['iqm'][2], '.3f')}</td>"
-            f"<td>{r['mean'][0]:.3f} {_ci(r['mean'][1], r['mean'][2], '.3f')}</td></tr>"
-            for i, r in enumerate(rows, 1)) or "<tr><td>-</td><td colspan='4'>no entry covers every task of this track</td></tr>"
+            f"<td>{r['mean'][0]:.3f} {_ci(r['mean'][1], r['mean'][2], '.3f')}</td>"
+            f"<td>{r['optimality_gap'][0]:.3f} {_ci(r['optimality_gap'][1], r['optimality_gap'][2], '.3f')}</td>"
+            f"<td>{_fmt_improvement(r)}</td><td>{html.escape(_fmt_budget(r))}</td></tr>"
+            for i, r in enumerate(rows, 1)) or "<tr><td>-</td><td colspan='7'>no entry covers every task of this track</td></tr>"
         note = _partial_text(tables["partial"][track], len(cfg["tracks"][track]))
         md_rows.append(f"<section class='track' id='track-{track}'><h2>Overall: {track} track "
                        f"({html.escape(', '.join(cfg['tracks'][track]))})</h2><table>"
-                       "<tr><th>#</th><th>entry</th><th>seeds</th><th>IQM success</th><th>mean success</th></tr>"
+                       "<tr><th>#</th><th>entry</th><th>seeds</th><th>IQM success</th><th>mean success</th>"
+                       "<th title='gamma = 1; lower is better'>optimality gap</th>"
+                       "<th title=\"rliable's probability of improvement over the next-ranked entry\">P(&gt; next)</th>"
+                       "<th>budget</th></tr>"
                        f"{body}</table>{f'<p>{html.escape(note)}</p>' if note else ''}</section>")
     for task, rows in sorted(tables["per_task"].items()):
         body = "".join(
@@ -767,7 +880,9 @@ def _html(tables, plots, cfg) -> str:
             "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}img.plot{display:block;margin:.5em 0}"
             "</style></head><body><h1>VRB leaderboards</h1>"
             f"<p>Primary score: success_once rate over {cfg['episodes']} seeded episodes per run; "
-            "aggregates are rliable IQM/mean with 95% stratified-bootstrap CIs.</p>"
+            "aggregates are rliable IQM, mean and optimality gap (gamma = 1) with 95% stratified-bootstrap CIs; "
+            "P(&gt; next) is rliable's probability of improvement of an entry over the next-ranked one (0.5: no "
+            "difference). Budgets: training env-steps, rendered frames, wall-clock and hardware.</p>"
             f"{profiles}{''.join(md_rows)}"
             # marks how many plots actually loaded (checked by the headless-browser test)
             "<script>window.addEventListener('load',function(){document.body.setAttribute('data-plots-loaded',"

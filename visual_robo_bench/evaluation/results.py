@@ -7,13 +7,17 @@ consumer (``vrb submit``, the leaderboards) recomputes them from the episodes.
 Schema (``schema_version`` "1"):
 
 * ``schema_version``: "1".
-* ``vrb_version``, ``versions`` (python, mujoco, gymnasium, numpy, torch),
-  ``render`` (GL backend and renderer string).
-* ``agent``: ``name``, ``description``, optional ``code_url``, ``config``,
-  optional ``policy`` (file or ``module:factory``, for the verified tier).
+* ``vrb_version``; optional ``vrb_git_sha`` (the commit of the VRB code when it ran from a git checkout,
+  else ``null``: :func:`vrb_git_sha`); ``versions`` (python, visual_robo_bench, mujoco, gymnasium, numpy,
+  dm_control, torch, and the other installed packages of :data:`OPTIONAL_PACKAGES` that are present:
+  :func:`versions`), ``render`` (GL backend and renderer string).
+* ``agent``: ``name``, ``description``, optional ``code_url``, ``config`` (the full config: ``vrb evaluate``
+  takes it from a VRB policy file, :func:`policy_config`), optional ``policy`` (file or ``module:factory``,
+  for the verified tier).
 * ``budget``: ``env_steps``, ``rendered_frames``, ``wall_clock_s``,
   ``hardware``, ``num_envs`` (training budget, each number >= 0; ``null`` only
-  for the untrained floors: ``vrb submit`` refuses null budgets of any other entry).
+  for the untrained floors: ``vrb submit`` refuses null budgets of any other entry). ``hardware`` is one
+  line: CPU model and cores, RAM and GPU model when there is one (:func:`hardware`).
 * ``runs``: list of ``{env_id, task_hash, training_seed, seed_base, episodes,
   official, env_kwargs, model_provenance}``, ``episodes`` being per-episode records
   (``seed, return, length, success_once, success_at_end, terminated``, plus
@@ -37,6 +41,10 @@ import json
 import math
 import os
 import platform
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +86,8 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "vrb_version": {"type": "string"},
+        "vrb_git_sha": {"type": ["string", "null"], "pattern": "^[0-9a-f]{40}([0-9a-f]{24})?$",
+                        "description": "optional: commit of the VRB code (null: not run from a git checkout)"},
         "versions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
         "render": {"type": "object"},
         "agent": {
@@ -155,17 +165,105 @@ def task_hash(task_id: str) -> str:
     return f"{entry.id}:{entry.config.hash()}"
 
 
+#: Packages whose version :func:`versions` always records (``null`` when not installed).
+CORE_PACKAGES = ("visual_robo_bench", "mujoco", "gymnasium", "numpy", "dm_control", "torch")
+
+#: Other packages a result can depend on (models, agents, loaders, logging, sweeps, the warp backend): recorded
+#: by :func:`versions` only when installed.
+OPTIONAL_PACKAGES = ("gymnasium_robotics", "robot_descriptions", "stable_baselines3", "rliable", "imageio",
+                     "imageio_ffmpeg", "tensorboard", "onnxruntime", "ray", "mujoco_warp")
+
+
 def versions() -> dict[str, str | None]:
-    """Versions of Python and the packages a result depends on."""
+    """Versions of Python and the packages a result depends on (installed distributions, never imported).
+
+    Every package of :data:`CORE_PACKAGES` is listed (``None`` when not installed); those of
+    :data:`OPTIONAL_PACKAGES` only when installed.
+    """
     from importlib import metadata
 
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("visual_robo_bench", "mujoco", "gymnasium", "numpy", "dm_control", "torch"):
+    for pkg in CORE_PACKAGES + OPTIONAL_PACKAGES:
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            out[pkg] = None
+            if pkg in CORE_PACKAGES:
+                out[pkg] = None
     return out
+
+
+def vrb_git_sha(root: str | os.PathLike | None = None) -> str | None:
+    """The commit of the VRB code when it runs from a git checkout (an editable install), else None.
+
+    Asks the local ``git`` (no network) for ``HEAD`` of the repository whose top level is ``root`` (default: the
+    directory holding the ``visual_robo_bench`` package); without ``git``, reads ``.git/HEAD`` and the ref it
+    names. A package installed elsewhere (site-packages, even inside another repository) gives None.
+
+    Args:
+        root: The checkout's root (tests).
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    git_dir = root / ".git"
+    if not git_dir.exists():
+        return None
+    sha = None
+    if shutil.which("git"):
+        try:
+            res = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"],
+                                 capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            res = None
+        lines = res.stdout.split() if res is not None and res.returncode == 0 else []
+        if len(lines) == 2 and Path(lines[0]).resolve() == root.resolve():
+            sha = lines[1]
+    elif git_dir.is_dir():
+        sha = _read_head(git_dir)
+    return sha if sha and re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha) else None
+
+
+def _read_head(git_dir: Path) -> str | None:
+    """The commit ``git_dir/HEAD`` names (directly, through a loose ref or ``packed-refs``), or None."""
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:].strip()
+        if (git_dir / ref).is_file():
+            return (git_dir / ref).read_text().strip()
+        packed = git_dir / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == ref:
+                return parts[0]
+    except OSError:
+        pass
+    return None
+
+
+def policy_config(spec: str | os.PathLike) -> dict[str, Any] | None:
+    """The config a VRB policy file (``.pt``/``.pth``, ``torch.save`` of a dict with ``agent`` and ``config``)
+    carries, or None: not such a file (a TorchScript file, another format, a ``module:factory``), or torch is
+    not installed.
+
+    What ``vrb evaluate --out`` records as ``agent.config`` (the full training config of the policy).
+    """
+    path = Path(spec)
+    if path.suffix.lower() not in (".pt", ".pth") or not path.is_file():
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    data = None
+    for mmap in (True, False):  # mapping the tensors reads only what is needed; older pickles cannot be mapped
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+            break
+        except Exception:  # noqa: BLE001 - any unreadable file simply has no config to record
+            continue
+    if not isinstance(data, dict) or "agent" not in data or not isinstance(data.get("config"), dict):
+        return None
+    return json.loads(json.dumps(data["config"], default=str))  # plain JSON data (tuples as lists)
 
 
 #: Packages whose version can change what an episode returns: the task code and the physics.
@@ -189,7 +287,11 @@ def version_differences(doc: dict[str, Any]) -> list[str]:
 
 
 def hardware() -> str:
-    """CPU model and core count of this machine."""
+    """This machine in one line: CPU model and core count, total RAM and the GPU model when there is one.
+
+    E.g. ``AMD EPYC 7B13, 2 cores, 23 GiB RAM`` or ``..., 128 GiB RAM, GPU NVIDIA H100 80GB HBM3``
+    (``2x NAME`` for several of one model). See :func:`gpu_names` for how the GPU is found.
+    """
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -198,7 +300,48 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    parts = [model, f"{os.cpu_count()} cores"]
+    ram = total_ram_bytes()
+    if ram:
+        parts.append(f"{ram / 2**30:.0f} GiB RAM")
+    gpus = gpu_names()
+    if gpus:
+        counts = {name: gpus.count(name) for name in dict.fromkeys(gpus)}
+        parts.append("GPU " + " + ".join(name if n == 1 else f"{n}x {name}" for name, n in counts.items()))
+    return ", ".join(parts)
+
+
+def total_ram_bytes() -> int | None:
+    """Total physical memory of this machine in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def gpu_names() -> list[str]:
+    """The CUDA GPUs of this machine by model name (empty when none is found).
+
+    From torch when the process already initialized CUDA (torch is never imported here, nor CUDA initialized:
+    that would cost seconds and break CUDA in processes forked later), else from ``nvidia-smi`` when it is on
+    the PATH.
+    """
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        if cuda is not None and cuda.is_initialized():
+            return [cuda.get_device_name(i) for i in range(cuda.device_count())]
+    except Exception:  # noqa: BLE001 - a broken CUDA setup: fall back to nvidia-smi
+        pass
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        res = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in res.stdout.splitlines() if line.strip()] if res.returncode == 0 else []
 
 
 def episode_record(e) -> dict[str, Any]:
@@ -228,7 +371,7 @@ def make_results(
         description: One line on the agent.
         budget: The training budget (keys of :data:`BUDGET_KEYS` and ``hardware``); missing keys are
             ``null`` and a missing ``hardware`` is this machine's.
-        agent_config: The agent's full config (hyperparameters).
+        agent_config: The agent's full config (hyperparameters; :func:`policy_config` reads a policy file's).
         policy: The evaluated policy file or ``module:factory`` (the verified tier needs it).
         render: GL backend and renderer strings.
         code_url: Where the agent's code is (URL and commit).
@@ -241,6 +384,7 @@ def make_results(
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "vrb_version": __version__,
+        "vrb_git_sha": vrb_git_sha(),
         "versions": versions(),
         "render": render or {},
         "agent": {"name": agent_name, "description": description, "config": agent_config or {}},

@@ -413,3 +413,16 @@ def test_rollouts_on_ray_equal_local(ray_cluster, agents, tmp_path):
     for address in (None, "auto"):  # the same error either way
         with pytest.raises(RolloutError, match="returned actions of shape"):
             collect_rollouts(f"{AGENTS_MODULE}:BadShape", "VRB/Hopper-v0", 1, address=address, env_kwargs=TINY)
+
+
+def test_a_cell_of_a_vrb_policy_file_records_its_config():
+    """As ``vrb evaluate --out``: a sweep cell's results carry the config inside a VRB policy file."""
+    from visual_robo_bench.evaluation.distributed import SweepCell, SweepSettings, run_cell
+    from visual_robo_bench.evaluation.results import policy_config
+
+    policy = str(Path(__file__).resolve().parents[1] / "policies" / "sdpg-walker-v1.pt")
+    entry = run_cell(SweepCell(policy, "VRB/Walker-v1", 0),
+                     SweepSettings(episodes=1, num_envs=1, env_kwargs={"max_episode_steps": 3}))
+    assert entry["status"] == "ok", entry["error"]
+    config = entry["results"]["agent"]["config"]
+    assert config and config == policy_config(policy) and config["task"] == "VRB/Walker-v1"

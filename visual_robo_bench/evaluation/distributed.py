@@ -319,7 +319,7 @@ def run_cell(cell: SweepCell, settings: SweepSettings) -> dict[str, Any]:
     """
     from ..render.gl import renderer_info
     from .harness import evaluate
-    from .results import make_results, validate
+    from .results import make_results, policy_config, validate
 
     t0 = time.perf_counter()
     entry: dict[str, Any] = {"agent": cell.agent, "task": cell.task, "seed": cell.seed, "status": "ok",
@@ -330,7 +330,8 @@ def run_cell(cell: SweepCell, settings: SweepSettings) -> dict[str, Any]:
                        num_envs=settings.num_envs, env_kwargs=dict(settings.env_kwargs) or None,
                        isolate=settings.isolate, act_timeout=settings.act_timeout, progress=False)
         doc = make_results([(res, cell.seed)], agent_name=res.agent, description=settings.description,
-                           render=renderer_info(), policy=spec if Path(spec).exists() else None)
+                           render=renderer_info(), policy=spec if Path(spec).exists() else None,
+                           agent_config=policy_config(spec) or {})  # a VRB policy file's own config
         entry["results"] = _jsonable(validate(doc))
         entry["agent_error"] = res.error
     except Exception as err:  # noqa: BLE001 - a failing cell is recorded, the sweep goes on

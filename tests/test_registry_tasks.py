@@ -839,3 +839,38 @@ def test_walker_stands_on_the_floor_and_ant_rests_on_its_legs():
         torso = env.unwrapped.model.body("torso").id
         assert data.xpos[torso, 2] > 0.25
         env.close()
+
+
+def test_readme_task_table_matches_the_registry():
+    """The README's task table is written by hand: every current id is in it, with the sizes, rates and lengths
+    its config and spaces give (conventions.md 1: one source of truth, checked)."""
+    import re
+    from pathlib import Path
+
+    from visual_robo_bench.registry import get_task, list_tasks
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| `(VRB/[\w.-]+-v\d+)` \|(.*)\|\s*$", line)
+        if m:
+            rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
+    current = [t for t in list_tasks() if t.startswith("VRB/") and get_task(t).deprecated_by is None]
+    assert sorted(rows) == sorted(current)
+    for task_id, (_, action, _, pixels, proprio, privileged, hz, steps) in rows.items():
+        cfg = get_task(task_id).config
+        env = gym.make_vec(task_id, num_envs=1, obs_mode="state")
+        try:
+            assert int(re.match(r"\d+", action).group()) == env.single_action_space.shape[0], task_id
+        finally:
+            env.close()
+        h, w, c = map(int, re.match(r"(\d+)x(\d+)x(\d+)", pixels).groups())
+        cams = int(m.group(1)) if (m := re.search(r"\(x(\d+)\)", pixels)) else 1
+        depth = cfg.camera(cfg.policy_cameras[0]).depth
+        assert ((h, w), c, cams) == (tuple(cfg.image_size), cfg.frame_stack * (1 if depth else 3),
+                                     len(cfg.policy_cameras)), task_id
+        assert int(re.match(r"\d+", proprio).group()) == cfg.proprio_dim, task_id
+        dims = [int(x) for x in re.findall(r"\d+", privileged)]
+        assert dims == [cfg.privileged_dim] + ([cfg.height_scan_dim] if cfg.height_scan_dim else []), task_id
+        assert float(hz) == round(1.0 / (cfg.timestep * cfg.substeps), 1), task_id
+        assert int(steps) == cfg.max_episode_steps, task_id

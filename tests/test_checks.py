@@ -13,7 +13,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
-from vrb_helpers import slide_task_module
+from vrb_helpers import registry_snapshot, slide_task_module
 
 from visual_robo_bench import register_task, registry
 from visual_robo_bench.checks import CHECKS, DOC_SECTIONS, check_task, docstring_problems
@@ -24,16 +24,11 @@ LAB_SOURCE = slide_task_module("ChecksLab/Slide-v0")
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
     """The module ``checks_lab`` (registers ``ChecksLab/Slide-v0``); every registration is undone afterwards."""
-    tasks, specs = dict(registry._TASKS), set(gym.registry)
     (tmp_path / "checks_lab.py").write_text(LAB_SOURCE)
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("checks_lab", None)
-    yield importlib.import_module("checks_lab")
-    sys.modules.pop("checks_lab", None)
-    for key in set(registry._TASKS) - set(tasks):
-        del registry._TASKS[key]
-    for key in set(gym.registry) - specs:
-        del gym.registry[key]
+    with registry_snapshot("checks_lab"):
+        yield importlib.import_module("checks_lab")
 
 
 def _by_name(results):

@@ -154,20 +154,11 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys, no_lon
 def fresh_registry(monkeypatch):
     """Undo the registrations and imports of a third-party task module (VRB's registry, Gymnasium's, sys.modules,
     sys.path), so that each test imports it afresh."""
-    import gymnasium as gym
+    from vrb_helpers import registry_snapshot
 
-    from visual_robo_bench import registry
-
-    tasks, specs, modules = dict(registry._TASKS), set(gym.registry), set(sys.modules)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    yield
-    for key in set(registry._TASKS) - set(tasks):
-        del registry._TASKS[key]
-    for key in set(gym.registry) - specs:
-        del gym.registry[key]
-    for name in set(sys.modules) - modules:
-        if name.startswith("cwd_lab"):
-            del sys.modules[name]
+    with registry_snapshot("cwd_lab"):
+        yield
 
 
 @pytest.mark.parametrize("argv,printed", [

@@ -11,10 +11,9 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+from vrb_helpers import registry_snapshot
 
-import visual_robo_bench  # noqa: F401  (registers the tasks)
 from visual_robo_bench import CameraConfig, Evaluation, Task, TaskConfig, register_task
-from visual_robo_bench import registry
 from visual_robo_bench.core import scene
 from visual_robo_bench.core.task import TaskState, TaskStateKeyError
 
@@ -176,12 +175,8 @@ class _Rail(Task):
 
 @pytest.fixture
 def scratch_registry():
-    tasks, specs = dict(registry._TASKS), set(gym.registry)
-    yield
-    for key in set(registry._TASKS) - set(tasks):
-        del registry._TASKS[key]
-    for key in set(gym.registry) - specs:
-        del gym.registry[key]
+    with registry_snapshot():
+        yield
 
 
 def test_default_apply_action_refuses_actuators_without_a_control_range(scratch_registry):

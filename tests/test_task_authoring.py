@@ -15,6 +15,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+import vrb_helpers
 from vrb_helpers import slide_task_module
 
 import visual_robo_bench
@@ -92,15 +93,8 @@ class Slide(Task):
 @pytest.fixture
 def registry_snapshot():
     """Undo every registration a test makes (VRB's registry and Gymnasium's), so other tests see the usual ones."""
-    tasks, specs, modules = dict(registry._TASKS), set(gym.registry), set(sys.modules)
-    yield
-    for key in set(registry._TASKS) - set(tasks):
-        del registry._TASKS[key]
-    for key in set(gym.registry) - specs:
-        del gym.registry[key]
-    for name in set(sys.modules) - modules:
-        if name.startswith("authoring_lab"):
-            del sys.modules[name]
+    with vrb_helpers.registry_snapshot("authoring_lab"):
+        yield
 
 
 def _refused(task_id: str, cls, exc, match: str, **kwargs) -> None:

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+from collections.abc import Iterator
 
 import gymnasium as gym
 import mujoco
@@ -16,6 +19,25 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from visual_robo_bench.models import ModelNotFoundError, resolve_model
+
+
+@contextlib.contextmanager
+def registry_snapshot(module_prefix: str | None = None) -> Iterator[None]:
+    """Undo every task registration made inside (VRB's registry and Gymnasium's), and forget the modules whose
+    names start with ``module_prefix`` (a test's task package, imported afresh by the next test)."""
+    from visual_robo_bench import registry
+
+    tasks, specs, modules = dict(registry._TASKS), set(gym.registry), set(sys.modules)
+    try:
+        yield
+    finally:
+        for key in set(registry._TASKS) - set(tasks):
+            del registry._TASKS[key]
+        for key in set(gym.registry) - specs:
+            del gym.registry[key]
+        for name in set(sys.modules) - modules:
+            if module_prefix and name.startswith(module_prefix):
+                del sys.modules[name]
 
 
 def model_available(robot: str) -> bool:

@@ -13,7 +13,7 @@ Per task and image size, N states are taken from N CPU envs after a few random s
 
 ShadowCube's cube is cube-mapped, which MuJoCo Warp draws as a flat image: it is timed with
 ``WarpRenderer(strict=False)`` (a warning is printed); the VRB env refuses that view on the warp backend.
-Needs ``pip install 'visual_robo_bench[warp]'``. Runs on Warp's CPU device too (use a small
+Needs ``pip install 'visual_robo_bench[gpu]'``. Runs on Warp's CPU device too (use a small
 ``--num-envs``): then the figures only check that the script works. Kernel compilation is excluded
 (one warm-up call per renderer).
 """

@@ -1,7 +1,7 @@
 """The MuJoCo Warp backend (``VRBVectorEnv(..., backend="warp")``) against the CPU backend.
 
 The tests that need MuJoCo Warp skip when ``mujoco_warp`` is not installed (``pip install
-'visual_robo_bench[warp]'``); the error tests and the Warp logging test (a stand-in ``warp`` module) run
+'visual_robo_bench[gpu]'``); the error tests and the Warp logging test (a stand-in ``warp`` module) run
 without it. Without a GPU the warp worlds run on Warp's CPU device. Warp compiles its kernels
 on first use and caches them (``~/.cache/warp``, or ``WARP_CACHE_PATH``). Measured
 on the 2-core CPU machine: from a cold cache this module takes 2 min 12 s (kernel
@@ -48,7 +48,7 @@ WALKER, CUBE = "VRB/Walker-v1", "VRB/ShadowCube-v0"
 SMALL = dict(image_size=(36, 36))
 N = 4
 
-NO_WARP = "MuJoCo Warp not installed: pip install 'visual_robo_bench[warp]'"
+NO_WARP = "MuJoCo Warp not installed: pip install 'visual_robo_bench[gpu]'"
 needs_warp = pytest.mark.skipif(wp is None, reason=NO_WARP)
 needs_worlds = pytest.mark.skipif(wp is None or os.environ.get("VRB_TEST_WARP") == "0",
                                   reason=NO_WARP if wp is None else
@@ -74,7 +74,7 @@ def test_unknown_backend_lists_the_valid_ones():
 
 def test_missing_warp_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco_warp", None)  # import mujoco_warp -> ImportError
-    with pytest.raises(ImportError, match=r"pip install 'visual_robo_bench\[warp\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'visual_robo_bench\[gpu\]'"):
         VRBVectorEnv(WALKER, 1, backend="warp", obs_mode="state")
 
 

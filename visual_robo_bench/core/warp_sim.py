@@ -1,7 +1,7 @@
 """Batched simulation on MuJoCo Warp: the :class:`~visual_robo_bench.core.sim.BatchSim` interface on a device.
 
 ``WarpSim`` runs the N simulations as the N worlds of one ``mujoco_warp`` model
-(``pip install 'visual_robo_bench[warp]'``) on a CUDA GPU, or on Warp's CPU
+(``pip install 'visual_robo_bench[gpu]'``) on a CUDA GPU, or on Warp's CPU
 device for development (``VRB_WARP_DEVICE=cpu``; kernels are compiled once per
 machine and cached in ``~/.cache/warp``).
 
@@ -35,7 +35,7 @@ import numpy as np
 from .sim import STATE_SPEC
 
 BACKEND = "warp"
-INSTALL_HINT = "pip install 'visual_robo_bench[warp]'"
+INSTALL_HINT = "pip install 'visual_robo_bench[gpu]'"
 
 # mjSTATE_INTEGRATION components in MuJoCo's order: (state bit, MjData field name).
 _STATE_COMPONENTS: tuple[tuple[int, str], ...] = (

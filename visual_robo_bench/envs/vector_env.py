@@ -209,7 +209,7 @@ class VRBVectorEnv(VectorEnv):
         backend: ``"cpu"`` (default: MuJoCo batch physics, OpenGL rendering) or ``"warp"``
             (MuJoCo Warp physics and batch ray-traced rendering on a CUDA GPU, or on Warp's
             CPU device when ``VRB_WARP_DEVICE=cpu`` or no GPU is present; needs
-            ``pip install 'visual_robo_bench[warp]'``). Same tasks, spaces and state layout.
+            ``pip install 'visual_robo_bench[gpu]'``). Same tasks, spaces and state layout.
         torch_pixels: With ``backend="warp"``: frame stacks live on the Warp device and the
             pixel observations come back as torch ``uint8`` tensors there (same shapes as the
             space's), so images never round-trip through host memory; vectors stay numpy.

@@ -171,7 +171,8 @@ CORE_PACKAGES = ("visual_robo_bench", "mujoco", "gymnasium", "numpy", "dm_contro
 #: Other packages a result can depend on (models, agents, loaders, logging, sweeps, the warp backend): recorded
 #: by :func:`versions` only when installed.
 OPTIONAL_PACKAGES = ("gymnasium_robotics", "robot_descriptions", "stable_baselines3", "rliable", "imageio",
-                     "imageio_ffmpeg", "tensorboard", "onnxruntime", "ray", "mujoco_warp")
+                     "imageio_ffmpeg", "fast_simplification", "tensorboard", "onnx", "onnxruntime", "ray",
+                     "mujoco_warp", "warp_lang")
 
 
 def versions() -> dict[str, str | None]:

@@ -212,7 +212,7 @@ def _evaluate(learner: Any, cfg: Any) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="vrb-eval-") as tmp, _rng_untouched():
         path = Path(tmp) / "policy.pt"
         learner.export_policy(path)
-        res = evaluate(str(path), cfg.task, episodes=int(getattr(cfg, "eval_episodes", 5)),
+        res = evaluate(str(path), cfg.task, episodes=int(getattr(cfg, "eval_episodes", 10)),
                        env_kwargs=env_kwargs(cfg), progress=False)
     summary = res.summary()
     return {"eval_return": summary["return"], "eval_success": summary["success_once"],

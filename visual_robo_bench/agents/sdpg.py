@@ -132,9 +132,10 @@ class SDPGConfig:
     checkpoint_every: int = 25  # epochs
     episode_window: int = 100  # the logged return is the mean of the last this-many nominal episodes
     # §3 step 13: every eval_interval epochs (0: never) ``vrb train`` runs the evaluation harness on the current
-    # policy for eval_episodes episodes (fixed seeds, deterministic) and logs eval_return / eval_success
+    # policy for eval_episodes episodes (fixed seeds, deterministic) and logs eval_return / eval_success;
+    # conventions.md 6's learning curves: eval_interval = max_epochs / 10 (10 evenly spaced points), E = 10
     eval_interval: int = 0
-    eval_episodes: int = 5
+    eval_episodes: int = 10
 
     def __post_init__(self) -> None:
         checks = [

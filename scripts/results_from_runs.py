@@ -5,7 +5,9 @@ Usage: python scripts/results_from_runs.py --name sdpg --task VRB/Walker-v1 --ou
 
 A run that holds ``eval_results.json`` (``scripts/bench_baselines.py`` writes one with the standard protocol)
 is not evaluated again. The training budget recorded is the largest of the runs' (env steps, rendered frames, wall-clock) and the
-learning curve is the mean over the runs of their logged returns.
+learning curve is the mean over the runs of their logged returns: the evaluation harness's (``eval_return``, when
+every run was trained with ``--set eval_interval=N``: conventions.md 6's curve, e.g. 10 evenly spaced points of
+E = 10 episodes), else the training episodes'.
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ def main() -> None:
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args()
     evals, budgets, curves, configs, reused = [], [], [], [], []
-    for run in map(Path, args.runs):
+    tables = {Path(run): list(csv.DictReader((Path(run) / "progress.csv").open())) for run in args.runs}
+    # the harness's periodic evaluations when every run logged them, else the training episodes' returns
+    evaluated = all(rows and "eval_return" in rows[0] for rows in tables.values())
+    for run, rows in tables.items():
         cfg = json.loads((run / "config.json").read_text())
-        rows = list(csv.DictReader((run / "progress.csv").open()))
         last = rows[-1]
         budgets.append((int(float(last["env_steps"])), int(float(last["frames"])), float(last["wall_s"])))
-        curves.append([(float(r["env_steps"]), float(r["wall_s"]), float(r["episode_return"])) for r in rows])
+        points = [r for r in rows if np.isfinite(float(r["eval_return"] or "nan"))] if evaluated else rows
+        key = "eval_return" if evaluated else "episode_return"
+        curves.append([(float(r["env_steps"]), float(r["wall_s"]), float(r[key])) for r in points])
         configs.append(cfg["config"])
         seed = int(cfg["config"]["seed"])
         reuse = run / "eval_results.json"  # written by scripts/bench_baselines.py with the same protocol
@@ -58,7 +64,7 @@ def main() -> None:
         print(f"{run}: seed {seed}: return {res.summary()['return']:.2f}", flush=True)
         evals.append((res, seed))
     n = min(len(c) for c in curves)
-    step = max(1, n // 50)
+    step = 1 if evaluated else max(1, n // 50)
     curve = []
     for i in range(0, n, step):
         ret = float(np.mean([c[i][2] for c in curves]))  # NaN until every seed has finished an episode

@@ -584,3 +584,42 @@ def test_evaluate_out_records_the_config_of_vrb_policy_files(tmp_path):
     assert _policies_config(["random"]) == {} and _policies_config(["pkg.mod:factory"]) == {}
     torch.save({"weights": 1}, tmp_path / "other.pt")
     assert policy_config(tmp_path / "other.pt") is None
+
+
+def test_results_from_runs_takes_the_learning_curve_from_the_periodic_evaluations(tmp_path, monkeypatch):
+    """scripts/results_from_runs.py: with eval_return logged by every run (vrb train --set eval_interval=N), the
+    results file's learning curve is those evaluations (conventions.md 6), not the training episodes' returns."""
+    import csv
+    import json
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from visual_robo_bench.evaluation.results import load, make_results, write_json
+
+    res = evaluate("zero", "VRB/Hopper-v1", progress=False)  # the standard protocol: reused, not re-evaluated
+    runs = []
+    for seed in range(3):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"config": {"seed": seed, "num_envs": 4}}))
+        with (run / "progress.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, ["epoch", "env_steps", "frames", "wall_s", "episode_return", "eval_return"])
+            w.writeheader()
+            for epoch in range(1, 7):  # evaluations at epochs 2, 4, 6
+                w.writerow({"epoch": epoch, "env_steps": 100 * epoch, "frames": 10 * epoch, "wall_s": epoch,
+                            "episode_return": -1.0, "eval_return": 10.0 * epoch + seed if epoch % 2 == 0 else "nan"})
+        write_json(make_results([(res, seed)], agent_name="zero", description=""), run / "eval_results.json")
+        runs.append(str(run))
+    out = tmp_path / "results.json"
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "results_from_runs.py")
+    monkeypatch.setattr(sys, "argv", [script, "--name", "demo", "--task", "VRB/Hopper-v1", "--out", str(out), *runs])
+    runpy.run_path(script, run_name="__main__")
+    curve = load(out)["learning_curves"]["VRB/Hopper-v1"]
+    assert [(p["env_steps"], p["return"]) for p in curve] == [(200.0, 21.0), (400.0, 41.0), (600.0, 61.0)]
+    # without eval_return in every run: the training episodes' returns, every row
+    text = (tmp_path / "run0" / "progress.csv").read_text().splitlines()
+    (tmp_path / "run0" / "progress.csv").write_text("\n".join(line.rsplit(",", 1)[0] for line in text) + "\n")
+    runpy.run_path(script, run_name="__main__")
+    curve = load(out)["learning_curves"]["VRB/Hopper-v1"]
+    assert [p["return"] for p in curve] == [-1.0] * 6

@@ -674,9 +674,7 @@ def _fmt_hardware(hardware: str | None) -> str:
 def _fmt_budget(r: dict[str, Any]) -> str:
     """An entry's training budget in one cell: physics env-steps, rendered frames, wall-clock and hardware
     (e.g. ``100,000 steps, 50,000 frames, 10 min, AMD EPYC, 2 cores``); ``untrained`` when no number is stated
-    (the floors), or ``-`` for an entry that is missing."""
-    if r is None:
-        return "-"
+    (the floors)."""
     steps, frames, wall = r.get("env_steps"), r.get("rendered_frames"), r.get("wall_clock_s")
     parts = []
     if steps:

@@ -382,6 +382,9 @@ def make_results(
     """
     from .. import __version__
 
+    budget = dict(budget or {})
+    if "hardware" not in budget:  # the caller's own line (a training machine) stands; else this machine's
+        budget["hardware"] = hardware()  # (may ask nvidia-smi: only when needed)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "vrb_version": __version__,
@@ -389,7 +392,7 @@ def make_results(
         "versions": versions(),
         "render": render or {},
         "agent": {"name": agent_name, "description": description, "config": agent_config or {}},
-        "budget": {**dict.fromkeys(BUDGET_KEYS), "hardware": hardware(), **(budget or {})},
+        "budget": {**dict.fromkeys(BUDGET_KEYS), "hardware": None, **budget},  # hardware after the counts
         "runs": [
             {"env_id": get_task(r.task_id).id, "task_hash": task_hash(r.task_id), "training_seed": int(seed),
              "seed_base": r.seed_base, "official": r.official, "env_kwargs": r.env_kwargs,

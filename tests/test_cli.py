@@ -193,18 +193,95 @@ def test_doctor_prints_the_egl_device_variables(monkeypatch, capsys):
 
 
 def test_bench_rows():
-    from visual_robo_bench.bench import run_bench
+    from visual_robo_bench.bench import GYMNASIUM_UTILS_ROWS, SOURCE_GYMNASIUM_UTILS, SOURCE_VRB, run_bench
 
     rows = run_bench("VRB/Walker-v1", num_envs=4, seconds=0.2)
     names = [r["name"] for r in rows]
     assert any("pixels" in n for n in names) and any("dm_control" in n for n in names)
     assert all(r["env_steps_per_s"] is None or r["env_steps_per_s"] > 0 for r in rows)
-    physics, pixels, raw_batch, raw_render, dm_control, gymnasium = rows
+    assert [r["source"] for r in rows] == [SOURCE_VRB] * 6 + [SOURCE_GYMNASIUM_UTILS] * len(GYMNASIUM_UTILS_ROWS)
+    # gymnasium.utils.performance's rows come last: env steps/s (vector and single-env steps), render() calls/s
+    vec_pixels, vec_physics, step, render = rows[6:]
+    assert names[6:] == list(GYMNASIUM_UTILS_ROWS)
+    for r in (vec_pixels, vec_physics, step):
+        assert np.isfinite(r["env_steps_per_s"]) and r["env_steps_per_s"] > 0 and r["frames_per_s"] is None, r
+    assert render["env_steps_per_s"] is None and np.isfinite(render["frames_per_s"]) and render["frames_per_s"] > 0
+    assert all(r[k] is None for r in rows[6:] for k in ("ratio_vs_raw", "ratio_vs_dm_control", "ratio_vs_gymnasium"))
+    assert "240x320" in render["note"]  # the human view (render_size), not the policy image
+    physics, pixels, raw_batch, raw_render, dm_control, gymnasium = rows[:6]
     assert physics["ratio_vs_raw"] == physics["env_steps_per_s"] / raw_batch["env_steps_per_s"] > 0
     assert pixels["ratio_vs_raw"] == pixels["frames_per_s"] / raw_render["frames_per_s"] > 0
     assert pixels["ratio_vs_dm_control"] == pixels["frames_per_s"] / dm_control["frames_per_s"] > 0
     assert pixels["ratio_vs_gymnasium"] == pixels["frames_per_s"] / gymnasium["frames_per_s"] > 0
     assert physics["ratio_vs_dm_control"] is None  # no frames
+
+
+def test_bench_rows_without_the_gymnasium_utils(monkeypatch):
+    """``run_bench(..., gymnasium_utils=False)`` (``scripts/bench_all.py --no-gymnasium-utils``): VRB's own 6 rows."""
+    from visual_robo_bench import bench
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the gymnasium.utils.performance stages ran")
+
+    monkeypatch.setattr(bench, "_bench_gymnasium_utils", refused)
+    # the peers are not what this test is about (they cost seconds to build)
+    monkeypatch.setattr(bench, "_bench_dm_control", lambda *a: bench._row("dm_control pixels wrapper", None, None))
+    monkeypatch.setattr(bench, "_bench_gymnasium", lambda *a: bench._row("gymnasium rgb_array", None, None))
+    rows = bench.run_bench("VRB/Walker-v1", num_envs=2, seconds=0.05, gymnasium_utils=False)
+    assert [r["source"] for r in rows] == [bench.SOURCE_VRB] * 6
+
+
+def test_bench_prints_the_gymnasium_utils_rows(capsys):
+    """``vrb bench`` prints, after its own table, the rows measured by ``gymnasium.utils.performance``
+    (benchmark_vector_step on the pixel and physics-only vector envs, benchmark_step and benchmark_render on the
+    single env), each with a positive figure, and the machine line names the GPU and the Gymnasium version."""
+    from visual_robo_bench.bench import GYMNASIUM_UTILS_ROWS, SOURCE_GYMNASIUM_UTILS
+
+    assert main(["bench", "VRB/Walker-v1", "--num-envs", "2", "--seconds", "0.05"]) == 0
+    out = capsys.readouterr().out
+    gym_table = out[out.index(f"{SOURCE_GYMNASIUM_UTILS} on VRB's envs"):]
+    for name in GYMNASIUM_UTILS_ROWS:
+        line = next(x for x in gym_table.splitlines() if name in x)
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        steps, frames = cells[1], cells[2]
+        figure = frames if name.startswith("benchmark_render") else steps
+        assert float(figure.replace(",", "")) > 0, line
+        assert (steps if name.startswith("benchmark_render") else frames) == "-", line
+    machine = out[out.index("\nmachine: "):].replace("\n", "")  # (wrapped at the console's width)
+    assert "gpu: " in machine and "gymnasium: " in machine and "gl_renderer: " in machine
+
+
+def test_bench_all_script_prints_the_gymnasium_utils_table(monkeypatch, capsys):
+    """``scripts/bench_all.py`` prints the README's bench table and, after it, a table of the
+    ``gymnasium.utils.performance`` rows (one column per function and env); its peak RSS column stays the peak
+    of VRB's own stages. ``run_bench`` is replaced by canned rows here (``test_bench_rows`` runs the real one)."""
+    import runpy
+
+    from visual_robo_bench import bench
+
+    def fake_run_bench(task, num_envs, seconds, gymnasium_utils=True):
+        own = ["vrb physics-only", "vrb pixels", "raw mujoco.batch (ceiling)", "raw tiled render (ceiling)",
+               "dm_control pixels wrapper", "gymnasium rgb_array"]
+        rows = [dict(bench._row(name, 100.0 * (i + 1), 10.0 * (i + 1)), peak_rss_mb=50.0) for i, name in enumerate(own)]
+        if gymnasium_utils:
+            rows += [dict(bench._row(name, 1000.0 * (i + 1), None, source=bench.SOURCE_GYMNASIUM_UTILS),
+                          peak_rss_mb=99.0) for i, name in enumerate(bench.GYMNASIUM_UTILS_ROWS)]
+            rows[-1]["env_steps_per_s"], rows[-1]["frames_per_s"] = None, 4321.0
+        return rows
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_all.py"))
+    script["main"].__globals__["run_bench"] = fake_run_bench
+    script["main"].__globals__["machine_description"] = lambda: {"cpu": "test"}
+    monkeypatch.setattr(sys, "argv", ["bench_all.py", "--tasks", "VRB/Walker-v1", "--seconds", "0.1"])
+    script["main"]()
+    out = capsys.readouterr().out
+    own = [x for x in out.splitlines() if x.startswith("| VRB/Walker-v1 | 100 |")]
+    assert own and own[-1].endswith("| 50 |")  # peak RSS of VRB's own stages
+    assert "`gymnasium.utils.performance` on the same envs" in out
+    assert "| VRB/Walker-v1 | 1,000 | 2,000 | 3,000 | 4,321 |" in out
+    monkeypatch.setattr(sys, "argv", ["bench_all.py", "--tasks", "VRB/Walker-v1", "--no-gymnasium-utils"])
+    script["main"]()
+    assert "gymnasium.utils.performance" not in capsys.readouterr().out
 
 
 def test_bench_alternates_loops_in_chunks():

@@ -327,9 +327,10 @@ def test_ray_sweep_equals_local(ray_cluster, local_sweep, agents, tmp_path):
     for key, e in ray_cells.items():
         assert e["status"] == "ok", e["error"]
         assert e["worker"]["pid"] != os.getpid()  # ran in a Ray worker
-        # everything but the code's git SHA: a Ray worker imports the package from the working directory (a
-        # checkout, SHA known) when the driver runs the installed copy (SHA unknown, null), as CI's pytest does
-        ray_doc, local_doc = ({k: v for k, v in d.items() if k != "vrb_git_sha"}
+        # everything but the code's git SHA and dirty flag: a Ray worker imports the package from the working
+        # directory (a checkout, SHA known) when the driver runs the installed copy (SHA unknown, null), as CI's
+        # pytest does
+        ray_doc, local_doc = ({k: v for k, v in d.items() if k not in ("vrb_git_sha", "vrb_git_dirty")}
                               for d in (e["results"], local_cells[key]["results"]))
         assert ray_doc == local_doc, key
     assert load_sweep(tmp_path / "ray.json") == doc

@@ -512,15 +512,18 @@ def test_env_kwargs_that_restate_the_protocol_keep_a_run_official(monkeypatch):
 
 def test_results_record_the_git_sha_versions_and_hardware(tmp_path, monkeypatch):
     """Results files lacked the git SHA of the VRB code, the versions of most packages a result depends on, and the
-    RAM and GPU of the hardware (conventions.md section 7); the new fields are optional in the schema."""
+    RAM and GPU of the hardware (conventions.md section 7); the new fields are optional in the schema. A SHA
+    alone hid uncommitted edits of the checkout: vrb_git_dirty says whether there were any."""
     import copy
+    import shutil
     import subprocess
     import sys
     import types
     from importlib import metadata
 
     from visual_robo_bench.evaluation import results
-    from visual_robo_bench.evaluation.results import ResultsError, hardware, make_results, validate, vrb_git_sha
+    from visual_robo_bench.evaluation.results import (ResultsError, hardware, make_results, validate, vrb_git_dirty,
+                                                      vrb_git_sha)
 
     res = evaluate("zero", "VRB/Hopper-v1", episodes=1, num_envs=1, env_kwargs={"max_episode_steps": 3},
                    progress=False)
@@ -530,9 +533,24 @@ def test_results_record_the_git_sha_versions_and_hardware(tmp_path, monkeypatch)
     if runs_from_checkout:  # an editable install: the SHA of the checkout
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
         assert doc["vrb_git_sha"] == head.strip()
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True).stdout
+        assert doc["vrb_git_dirty"] is bool(status.strip())
     else:  # installed into site-packages (CI's `pip install .`): which commit it was built from is unknown
-        assert doc["vrb_git_sha"] is None
-    assert vrb_git_sha(tmp_path) is None  # not a checkout
+        assert doc["vrb_git_sha"] is None and doc["vrb_git_dirty"] is None
+    assert vrb_git_sha(tmp_path) is None and vrb_git_dirty(tmp_path) is None  # not a checkout
+    if shutil.which("git"):  # a checkout: clean; an untracked file does not count, a changed tracked file does
+        clone = tmp_path / "clone"
+        subprocess.run(["git", "init", "-q", str(clone)], check=True)
+        subprocess.run(["git", "-C", str(clone), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
+                        "--allow-empty", "-m", "x"], check=True)
+        (clone / "f.txt").write_text("a")
+        assert vrb_git_sha(clone) is not None and vrb_git_dirty(clone) is False
+        subprocess.run(["git", "-C", str(clone), "add", "f.txt"], check=True)
+        assert vrb_git_dirty(clone) is True
+    validate({**doc, "vrb_git_dirty": None})
+    with pytest.raises(ResultsError, match="vrb_git_dirty"):
+        validate({**doc, "vrb_git_dirty": "yes"})
     (tmp_path / ".git" / "refs" / "heads").mkdir(parents=True)  # without the git program: read .git itself
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (tmp_path / ".git" / "refs" / "heads" / "main").write_text("ab" * 20 + "\n")
@@ -575,6 +593,7 @@ def test_evaluate_out_records_the_config_of_vrb_policy_files(tmp_path):
     shipped = Path(__file__).resolve().parents[1] / "policies" / "sdpg-walker-v1.pt"
     config = policy_config(shipped)
     assert config["task"] == "VRB/Walker-v1" and {"num_nominal", "num_perturbations", "horizon"} <= set(config)
+    assert config["preset"]["name"] == "sdpg:VRB/Walker-v1"  # and the settings its training run changed
     for seed in (0, 1):
         torch.save({"agent": "sdpg", "kind": "policy", "config": {"seed": seed, "horizon": 16, "hidden": (64, 64)}},
                    tmp_path / f"p-s{seed}.pt")
@@ -584,6 +603,39 @@ def test_evaluate_out_records_the_config_of_vrb_policy_files(tmp_path):
     assert _policies_config(["random"]) == {} and _policies_config(["pkg.mod:factory"]) == {}
     torch.save({"weights": 1}, tmp_path / "other.pt")
     assert policy_config(tmp_path / "other.pt") is None
+
+
+@pytest.mark.parametrize(("agent", "key", "value"),
+                         [("sdpg", "horizon", 8), ("ppo", "n_epochs", 5), ("drqv2", "batch_size", 64),
+                          ("random", "max_epochs", 7)])
+def test_results_name_the_agents_preset_and_the_settings_that_change_it(tmp_path, agent, key, value):
+    """conventions.md 7 asks results to record the full config "including B/M/T for SDPG and its preset name":
+    agent.config carried the config but not which preset it started from, nor what was changed. ``preset`` names
+    the installed preset and the --set overrides (seed left out) that rebuild the config from it."""
+    import importlib
+
+    import torch
+
+    from visual_robo_bench.agents import AGENTS
+    from visual_robo_bench.cli_eval import _policies_config
+    from visual_robo_bench.evaluation.results import policy_config
+    from visual_robo_bench.train import preset_overrides
+
+    mod = importlib.import_module(AGENTS[agent])
+    cfg = mod.make_config("VRB/Hopper-v1", {key: value, "seed": 7})
+    assert mod.make_config("VRB/Hopper-v1", {}).to_dict()[key] != value
+    preset = preset_overrides(agent, cfg.to_dict())
+    assert preset == {"name": f"{agent}:VRB/Hopper-v1", "overrides": {key: value}}
+    assert mod.make_config("VRB/Hopper-v1", {**preset["overrides"], "seed": 7}).to_dict() == cfg.to_dict()
+    for seed in (0, 1):  # one policy file per training seed: the preset is shared, so it stays in agent.config
+        torch.save({"agent": agent, "kind": "policy", "config": {**cfg.to_dict(), "seed": seed}},
+                   tmp_path / f"p-s{seed}.pt")
+    assert policy_config(tmp_path / "p-s0.pt")["preset"] == preset
+    assert _policies_config([str(tmp_path / f"p-s{seed}.pt") for seed in (0, 1)])["preset"] == preset
+    # no claim where the installed VRB cannot tell: an unknown task, an unknown agent, another agent's keys
+    assert preset_overrides(agent, {**cfg.to_dict(), "task": "VRB/NoSuchTask-v0"}) is None
+    assert preset_overrides("nosuchagent", cfg.to_dict()) is None
+    assert preset_overrides(agent, {**cfg.to_dict(), "not_a_key": 1}) is None
 
 
 def test_results_from_runs_takes_the_learning_curve_from_the_periodic_evaluations(tmp_path, monkeypatch):

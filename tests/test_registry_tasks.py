@@ -843,7 +843,8 @@ def test_walker_stands_on_the_floor_and_ant_rests_on_its_legs():
 
 def test_readme_task_table_matches_the_registry():
     """The README's task table is written by hand: every current id is in it, with the sizes, rates and lengths
-    its config and spaces give (conventions.md 1: one source of truth, checked)."""
+    its config and spaces give (conventions.md 1: one source of truth, checked), and the bytes of one default
+    observation (the sum of the observation space's ``nbytes``) with 1M of them in GB (conventions.md 8, #9)."""
     import re
     from pathlib import Path
 
@@ -857,13 +858,16 @@ def test_readme_task_table_matches_the_registry():
             rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
     current = [t for t in list_tasks() if t.startswith("VRB/") and get_task(t).deprecated_by is None]
     assert sorted(rows) == sorted(current)
-    for task_id, (_, action, _, pixels, proprio, privileged, hz, steps) in rows.items():
+    for task_id, (_, action, _, pixels, proprio, obs_bytes, privileged, hz, steps) in rows.items():
         cfg = get_task(task_id).config
-        env = gym.make_vec(task_id, num_envs=1, obs_mode="state")
+        env = gym.make_vec(task_id, num_envs=1)  # the registered default (building it renders nothing)
         try:
             assert int(re.match(r"\d+", action).group()) == env.single_action_space.shape[0], task_id
+            space = env.single_observation_space
         finally:
             env.close()
+        nbytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in space.spaces.values())
+        assert obs_bytes == f"{nbytes:,} ({nbytes * 1e6 / 1e9:.1f} GB)", task_id
         h, w, c = map(int, re.match(r"(\d+)x(\d+)x(\d+)", pixels).groups())
         cams = int(m.group(1)) if (m := re.search(r"\(x(\d+)\)", pixels)) else 1
         depth = cfg.camera(cfg.policy_cameras[0]).depth

@@ -15,15 +15,31 @@ by 20-30 % within minutes, and stages run one after the other gave physics-only 
 between runs; alternated, both loops meet the same drift. The others run one after the other.
 Peak memory is ``ru_maxrss`` read after each stage: a running maximum over the
 process, so a row shows the peak reached *so far*, not that stage's own usage.
+
+Then the same run measures VRB's envs with Gymnasium's own utilities (``gymnasium.utils.performance``, the
+conventions' comparable figures; :func:`_bench_gymnasium_utils`), each for ``seconds``:
+
+7. ``benchmark_vector_step`` on the pixel vector env and on the physics-only one (``obs_mode="state"``);
+8. ``benchmark_step`` on the single env (``gym.make``, with Gymnasium's wrappers);
+9. ``benchmark_render`` on the single env (``render_mode="rgb_array"``: the human view, ``render_size``).
+
+They report env steps/s (``benchmark_vector_step`` already counts every env of a vector step, minus the envs
+that are only being autoreset) and ``render()`` calls/s.
+
+:func:`observation_nbytes` and :func:`default_observation_space` give the memory figure of a task: the bytes of
+one observation of its registered default (``vrb info``, ``vrb list``, the README's task table).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
 import time
-from typing import Any, Callable
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -111,7 +127,21 @@ def _alternate(loops: dict[str, Callable[[], Any]], seconds: float, desc: str) -
     return done
 
 
-def _row(name: str, env_steps_per_s: float | None, frames_per_s: float | None, note: str = "") -> dict[str, Any]:
+#: ``source`` of the rows timed by this module's own loops, and of those measured by Gymnasium's utilities.
+SOURCE_VRB = "vrb"
+SOURCE_GYMNASIUM_UTILS = "gymnasium.utils.performance"
+
+#: Names of the rows measured with ``gymnasium.utils.performance`` (:func:`_bench_gymnasium_utils`), in order.
+GYMNASIUM_UTILS_ROWS = (
+    "benchmark_vector_step, pixels",
+    "benchmark_vector_step, physics-only",
+    "benchmark_step, single env",
+    "benchmark_render, single env",
+)
+
+
+def _row(name: str, env_steps_per_s: float | None, frames_per_s: float | None, note: str = "",
+         source: str = SOURCE_VRB) -> dict[str, Any]:
     return {
         "name": name,
         "env_steps_per_s": env_steps_per_s,
@@ -121,6 +151,7 @@ def _row(name: str, env_steps_per_s: float | None, frames_per_s: float | None, n
         "ratio_vs_dm_control": None,
         "ratio_vs_gymnasium": None,
         "note": note,
+        "source": source,
     }
 
 
@@ -269,8 +300,86 @@ def _bench_gymnasium(task_id: str, size: tuple[int, int], seconds: float) -> dic
     return _row(name, rate, rate, note=f"{env_id}, 1 env")
 
 
+@contextmanager
+def _stage(desc: str, seconds: float) -> Iterator[None]:
+    """A progress line for a stage timed by someone else's loop (shown while it runs, removed after)."""
+    bar = tqdm(total=1, desc=desc, leave=False, bar_format=f"{{desc}}: ~{seconds:g} s (gymnasium.utils.performance)")
+    try:
+        yield
+    finally:
+        bar.close()
+
+
+def _bench_gymnasium_utils(task_id: str, num_envs: int, seconds: float,
+                           overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    """VRB's envs measured by Gymnasium's own utilities (``gymnasium.utils.performance``), ``seconds`` each.
+
+    The utilities' own loops, as any Gymnasium env would be measured (comparable figures, conventions.md 4):
+
+    - ``benchmark_vector_step(env, seconds, seed=0)`` on ``gym.make_vec(task_id, num_envs)`` (pixels, with
+      ``overrides``) and on the physics-only ``obs_mode="state"`` env. It seeds the action space and resets with
+      seed 0, steps once and resets again outside the timing, then samples a batched action and steps until
+      ``seconds`` have passed (``time.time``). It returns **env steps/s**: ``num_envs`` per vector step, less
+      the envs whose step was only an autoreset (``NEXT_STEP``, VRB's default), so no conversion is needed.
+      Action sampling is inside its timing (VRB's own loop pre-draws the actions).
+    - ``benchmark_step(env, seconds, seed=0)`` on ``gym.make(task_id, render_mode="rgb_array")``: the single env
+      with the wrappers ``gym.make`` adds (``TimeLimit``, order enforcing, passive checker). It resets with seed
+      0 outside the timing (it does not seed the action space: done here), then samples, steps, and resets
+      inside the timing when an episode ends. Env steps/s (one env: calls/s); each step renders the policy
+      cameras, as the pixel vector env does.
+    - ``benchmark_render(env, seconds)`` on the same single env after ``reset(seed=0)`` and one warm-up
+      ``render()`` (the first builds the renderer): ``render()`` calls/s of the same state, each one
+      ``render_size`` image from the ``render_camera`` (the human view, not the policy cameras). Shown as
+      frames/s.
+
+    Args:
+        task_id: Registered task id.
+        num_envs: Envs of the vector envs.
+        seconds: ``target_duration`` of each utility.
+        overrides: Task config overrides of the pixel envs (``image_size``).
+
+    Returns:
+        The rows named :data:`GYMNASIUM_UTILS_ROWS`, with ``source`` :data:`SOURCE_GYMNASIUM_UTILS`; ratios
+        are ``None``.
+    """
+    import gymnasium as gym
+    from gymnasium.utils.performance import benchmark_render, benchmark_step, benchmark_vector_step
+
+    names = dict(zip(("vector pixels", "vector state", "step", "render"), GYMNASIUM_UTILS_ROWS))
+    rows = []
+    for key, kwargs, mode in (("vector pixels", overrides, ""),
+                              ("vector state", {"obs_mode": "state"}, ", obs_mode='state'")):
+        env = gym.make_vec(task_id, num_envs=num_envs, **kwargs)
+        try:
+            with _stage(names[key], seconds):
+                rate = benchmark_vector_step(env, target_duration=seconds, seed=0)
+        finally:
+            env.close()
+        rows.append(_row(names[key], rate, None, source=SOURCE_GYMNASIUM_UTILS,
+                         note=f"gym.make_vec, N={num_envs}{mode}; autoreset steps not counted"))
+    env = gym.make(task_id, render_mode="rgb_array", **overrides)
+    try:
+        env.action_space.seed(0)
+        with _stage(names["step"], seconds):
+            rate = benchmark_step(env, target_duration=seconds, seed=0)
+        rows.append(_row(names["step"], rate, None, source=SOURCE_GYMNASIUM_UTILS,
+                         note="gym.make (with its wrappers), 1 env; resets inside the timing"))
+        env.reset(seed=0)
+        frame = env.render()  # warm-up: the first render() builds the renderer
+        with _stage(names["render"], seconds):
+            rate = benchmark_render(env, target_duration=seconds)
+        cfg = env.unwrapped.vector_env.cfg
+        camera = cfg.render_camera or cfg.policy_cameras[0]
+        rows.append(_row(names["render"], None, rate, source=SOURCE_GYMNASIUM_UTILS,
+                         note=f"same env, render_mode='rgb_array': one {frame.shape[0]}x{frame.shape[1]} image of "
+                              f"camera {camera!r}"))
+    finally:
+        env.close()
+    return rows
+
+
 def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
-              image_size: int | tuple[int, int] | None = None) -> list[dict[str, Any]]:
+              image_size: int | tuple[int, int] | None = None, gymnasium_utils: bool = True) -> list[dict[str, Any]]:
     """Measure env steps/s and frames/s of ``task_id`` and its ceilings and peers.
 
     Args:
@@ -279,13 +388,17 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
         seconds: Minimum measured duration of each stage (after 2 warm-ups).
         image_size: Policy image size (an int for square images, or ``(H, W)``);
             default: the task's. Peers render at the same size.
+        gymnasium_utils: Also measure the envs with ``gymnasium.utils.performance`` (4 more stages of
+            ``seconds`` each, :func:`_bench_gymnasium_utils`).
 
     Returns:
         One dict per stage with ``name``, ``env_steps_per_s``, ``frames_per_s``,
         ``peak_rss_mb`` (running maximum of the process), ``ratio_vs_raw`` (the ceiling: vrb
         physics-only steps/s over the raw ``mujoco.batch`` loop's, vrb pixels frames/s over the raw
         tiled render's), ``ratio_vs_dm_control`` and ``ratio_vs_gymnasium`` (``frames_per_s`` over the
-        peer's, where both exist) and ``note``. Values that do not apply are ``None``.
+        peer's, where both exist), ``note`` and ``source`` (:data:`SOURCE_VRB`, or
+        :data:`SOURCE_GYMNASIUM_UTILS` for the rows :data:`GYMNASIUM_UTILS_ROWS`, which come last and have
+        no ratios). Values that do not apply are ``None``.
 
     Raises:
         KeyError: Unknown task id.
@@ -297,8 +410,8 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
     entry = get_task(task_id)
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    if seconds <= 0:
-        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
     overrides: dict[str, Any] = {}
     if image_size is not None:
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -322,6 +435,8 @@ def run_bench(task_id: str, num_envs: int = 64, seconds: float = 3.0,
     for r in rows:
         r["ratio_vs_dm_control"] = ratio(r["frames_per_s"], dm_control["frames_per_s"])
         r["ratio_vs_gymnasium"] = ratio(r["frames_per_s"], gymnasium["frames_per_s"])
+    if gymnasium_utils:
+        rows += _bench_gymnasium_utils(entry.id, num_envs, seconds, overrides)
     return rows
 
 
@@ -362,8 +477,21 @@ def gl_renderer_string() -> str:
     return f"{info['renderer']} ({info['backend']}, OpenGL {info['version']})"
 
 
+def _gpus() -> str:
+    """The CUDA GPU models of this machine (``"none"`` when none is found; torch is not imported for it)."""
+    try:
+        from .evaluation.results import gpu_names
+
+        names = gpu_names()
+    except Exception as err:  # noqa: BLE001 - informational only
+        return f"unknown ({err})"
+    return ", ".join(names) if names else "none"
+
+
 def machine_description() -> dict[str, Any]:
-    """CPU model, cores, RAM, Python, MuJoCo version and GL renderer of this machine."""
+    """CPU model, cores, RAM, GPU, Python, MuJoCo, Gymnasium and NumPy versions and GL renderer of this machine
+    (what conventions.md 4 asks every performance figure to state)."""
+    import gymnasium
     import mujoco
 
     try:
@@ -375,7 +503,85 @@ def machine_description() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cores": f"{usable} usable / {os.cpu_count()} total",
         "ram": f"{ram:.1f} GB" if ram else "unknown",
+        "gpu": _gpus(),
         "python": platform.python_version(),
         "mujoco": mujoco.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
         "gl_renderer": gl_renderer_string(),
     }
+
+
+# ------------------------------------------------------------------------- observation memory
+#: Observations in the replay-buffer figure (:func:`buffer_gb`): SB3's default ``buffer_size``.
+BUFFER_OBSERVATIONS = 1_000_000
+
+
+def observation_nbytes(space: Any) -> int:
+    """Bytes of one sample of ``space``: the sum over its leaves of (number of elements) x (dtype itemsize).
+
+    Args:
+        space: A ``gymnasium.spaces`` space of fixed shape and dtype (``Box``, ``Discrete``, ...), or a ``Dict``
+            or ``Tuple`` of them.
+
+    Returns:
+        The bytes one observation drawn from ``space`` holds (numpy ``nbytes``).
+
+    Raises:
+        TypeError: A space without a fixed shape and dtype (``Text``, ``Graph``, ``Sequence``).
+    """
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        return sum(observation_nbytes(s) for s in space.spaces.values())
+    if isinstance(space, spaces.Tuple):
+        return sum(observation_nbytes(s) for s in space.spaces)
+    shape, dtype = getattr(space, "shape", None), getattr(space, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"{type(space).__name__} has no fixed shape and dtype, so its observations have no fixed "
+                        "size in bytes")
+    return math.prod(shape) * np.dtype(dtype).itemsize
+
+
+def default_spaces(task_id: str) -> tuple[Any, Any]:
+    """The observation and action spaces of one env of ``task_id``'s registered default (``gym.make(task_id)``'s).
+
+    The default is the visual mode with the task's image size, frame stack and policy cameras and
+    ``privileged=False``: ``pixels`` (and ``pixels_<camera>``) uint8 frame stacks plus ``proprio`` float32. The
+    ``privileged`` and ``height_scan`` keys (``privileged=True`` or ``obs_mode="state"``) and ``info`` are not
+    observations of the default. The env is built without rendering anything (no GL context) and closed.
+
+    Args:
+        task_id: Registered task id.
+
+    Returns:
+        ``(observation_space, action_space)``: a ``gymnasium.spaces.Dict`` and a ``Box``.
+
+    Raises:
+        KeyError: Unknown task id.
+        visual_robo_bench.models.ModelNotFoundError: The task's robot model is not available here.
+    """
+    from .envs import VRBVectorEnv
+
+    with warnings.catch_warnings():  # a deprecated id's notice: its spaces are asked for, not its env
+        warnings.simplefilter("ignore")
+        env = VRBVectorEnv(task_id, num_envs=1, nthread=1)
+    try:
+        return env.single_observation_space, env.single_action_space
+    finally:
+        env.close()
+
+
+def default_observation_space(task_id: str) -> Any:
+    """The observation space of one env of ``task_id``'s registered default (see :func:`default_spaces`).
+
+    Raises:
+        KeyError: Unknown task id.
+        visual_robo_bench.models.ModelNotFoundError: The task's robot model is not available here.
+    """
+    return default_spaces(task_id)[0]
+
+
+def buffer_gb(nbytes: int, observations: int = BUFFER_OBSERVATIONS) -> float:
+    """Decimal gigabytes (1e9 bytes) that ``observations`` observations of ``nbytes`` bytes each take."""
+    return nbytes * observations / 1e9

@@ -159,16 +159,40 @@ def _fmt(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
-def _action_dim(entry: Any) -> int | None:
-    """Action dimension from the compiled model (no simulation, no rendering)."""
+def _space_figures(entry: Any) -> tuple[int | None, int | None]:
+    """Action dimension and bytes per observation of the registered default, from one env's spaces (the model
+    is compiled; nothing is simulated or rendered). ``(None, None)`` when the env cannot be built."""
+    from .bench import default_spaces, observation_nbytes
+
     try:
-        task = entry.task_cls(entry.config)
-        spec = task.build_scene()
-        model = spec.compile()
-        task.setup(model)
-        return int(task.action_dim)
-    except Exception:  # noqa: BLE001 - a broken third-party task must not break `vrb list`
-        return None
+        obs_space, action_space = default_spaces(entry.id)
+        return int(action_space.shape[0]), observation_nbytes(obs_space)
+    except Exception:  # noqa: BLE001 - a broken third-party task (or a missing model) must not break `vrb list`
+        return None, None
+
+
+def _observation_rows(task_id: str) -> list[tuple[str, str]]:
+    """``vrb info``'s rows on observation memory: the bytes of one default observation, key by key, and what
+    a replay buffer of :data:`~visual_robo_bench.bench.BUFFER_OBSERVATIONS` of them takes (conventions.md 3.2).
+
+    Raises:
+        visual_robo_bench.models.ModelNotFoundError: The task's robot model is not available here.
+    """
+    from .bench import BUFFER_OBSERVATIONS, buffer_gb, default_observation_space, observation_nbytes
+
+    space = default_observation_space(task_id)
+    total = observation_nbytes(space)
+    parts = " + ".join(f"{key} {'x'.join(map(str, s.shape))} {s.dtype} {observation_nbytes(s):,}"
+                       for key, s in space.spaces.items())
+    million = f"{BUFFER_OBSERVATIONS / 1e6:g}M"
+    return [
+        ("bytes / observation", f"{total:,} = {parts} (the default: privileged=False; the privileged and "
+                                f"height_scan keys and info are not observations, not counted)"),
+        (f"{million} observations", f"{buffer_gb(total):.1f} GB (1 GB = 1e9 bytes); stable-baselines3's "
+                                    f"DictReplayBuffer stores obs and next_obs (optimize_memory_usage is not "
+                                    f"available for Dict observations): {buffer_gb(2 * total):.1f} GB for "
+                                    f"{million} transitions, before actions and rewards"),
+    ]
 
 
 # ------------------------------------------------------------------------- list / info
@@ -179,15 +203,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     _import_modules(getattr(args, "module", None))
 
     table = Table(title="Registered tasks", caption="actions: action dim; stack: frame stack; "
-                  "steps: max episode steps; Hz: control rate; cameras: policy cameras")
+                  "steps: max episode steps; Hz: control rate; cameras: policy cameras; obs bytes: one observation "
+                  "of the default (uint8 pixels of every policy camera + float32 proprio; privileged keys and info "
+                  "not counted); 1M observations take obs bytes x 1e6 (vrb info TASK)")
     table.add_column("id", no_wrap=True)
-    for col in ("actions", "image", "stack", "steps", "Hz", "cameras"):
+    for col in ("actions", "image", "stack", "steps", "Hz", "cameras", "obs bytes"):
         table.add_column(col, justify="left" if col == "cameras" else "right", no_wrap=True)
     table.add_column("summary", overflow="fold", ratio=1)
     for task_id in list_tasks():
         entry = get_task(task_id)
         cfg = entry.config
-        adim = None if args.no_model else _action_dim(entry)
+        adim, nbytes = (None, None) if args.no_model else _space_figures(entry)
         table.add_row(
             task_id,
             "-" if adim is None else str(adim),
@@ -196,6 +222,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(cfg.max_episode_steps),
             f"{_control_hz(cfg):g}",
             ", ".join(cfg.policy_cameras),
+            "-" if nbytes is None else f"{nbytes:,}",
             entry.summary,
         )
     console.print(table)
@@ -219,6 +246,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         table.add_row(key, str(value))
     table.add_row("control Hz", f"{_control_hz(cfg):g}")
     table.add_row("config hash", cfg.hash())
+    from .models import ModelNotFoundError
+
+    try:
+        memory = _observation_rows(entry.id)
+    except ModelNotFoundError as err:  # the rest of the definition needs no model
+        memory = [("bytes / observation", f"- (the robot model is needed: {escape(str(err))})")]
+    for key, value in memory:
+        table.add_row(key, value)
     console.print()
     console.print(table)
     return 0
@@ -385,8 +420,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run :func:`visual_robo_bench.bench.run_bench` and print its table."""
-    from .bench import machine_description, run_bench
+    """Run :func:`visual_robo_bench.bench.run_bench` and print its tables: VRB's own stages, then the
+    ``gymnasium.utils.performance`` rows."""
+    from .bench import SOURCE_GYMNASIUM_UTILS, machine_description, run_bench
 
     entry = _entry(args.task)
     if args.num_envs < 1 or not (math.isfinite(args.seconds) and args.seconds > 0):
@@ -395,6 +431,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.image_size is not None and args.image_size < 8:
         raise CLIError("--image-size must be >= 8", code=2)
     rows = run_bench(entry.id, num_envs=args.num_envs, seconds=args.seconds, image_size=args.image_size)
+    own = [r for r in rows if r.get("source") != SOURCE_GYMNASIUM_UTILS]
+    gym_rows = [r for r in rows if r.get("source") == SOURCE_GYMNASIUM_UTILS]
     size = args.image_size or "x".join(map(str, entry.config.image_size))
     table = Table(title=f"{entry.id}: N={args.num_envs}, image {size}, >= {args.seconds:g} s per stage")
     table.add_column("stage", no_wrap=True)
@@ -405,12 +443,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table.add_column("frames/s vs dm_control", justify="right")
     table.add_column("frames/s vs Gymnasium", justify="right")
     table.add_column("note", no_wrap=True)
-    for r in rows:
+    for r in own:
         ratios = ["-" if x is None else f"{x:.2f}x"
                   for x in (r["ratio_vs_raw"], r["ratio_vs_dm_control"], r["ratio_vs_gymnasium"])]
         table.add_row(r["name"], _fmt(r["env_steps_per_s"]), _fmt(r["frames_per_s"]), _fmt(r["peak_rss_mb"]),
                       *ratios, r.get("note", ""))
     console.print(table)
+    if gym_rows:
+        table = Table(title=f"{SOURCE_GYMNASIUM_UTILS} on VRB's envs (same run, ~{args.seconds:g} s each)",
+                      caption="Gymnasium's own benchmark functions: figures comparable with any Gymnasium env's. "
+                              "env steps/s: benchmark_vector_step counts num_envs per vector step minus the envs that "
+                              "were only autoreset; benchmark_step counts single-env steps (resets inside the timing). "
+                              "frames/s of benchmark_render: render() calls/s, one human-view image each.")
+        table.add_column("function, env", no_wrap=True)
+        table.add_column("env steps/s", justify="right", no_wrap=True)
+        table.add_column("frames/s", justify="right", no_wrap=True)
+        table.add_column("peak RSS so far (MB)", justify="right")
+        table.add_column("note")
+        for r in gym_rows:
+            table.add_row(r["name"], _fmt(r["env_steps_per_s"]), _fmt(r["frames_per_s"]), _fmt(r["peak_rss_mb"]),
+                          escape(r.get("note", "")))
+        console.print(table)
     machine = machine_description()
     console.print("machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()), highlight=False)
     return 0
@@ -604,10 +657,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, default=1, help="envs rolled out and shown (default 1)")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("bench", help="throughput vs ceilings and dm_control / gymnasium peers")
+    p = sub.add_parser("bench", help="throughput vs ceilings and dm_control / gymnasium peers, then Gymnasium's "
+                                     "gymnasium.utils.performance figures")
     p.add_argument("task", help="task id, e.g. VRB/Walker-v1")
     p.add_argument("--num-envs", type=int, default=64, help="batched envs N (default 64)")
-    p.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per stage (default 3)")
+    p.add_argument("--seconds", type=float, default=3.0,
+                   help="minimum seconds per stage, and the target duration of each Gymnasium benchmark (default 3)")
     p.add_argument("--image-size", type=int, default=None, help="square policy image size (default: the task's)")
     p.set_defaults(func=cmd_bench)
 

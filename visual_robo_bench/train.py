@@ -77,6 +77,38 @@ def _agent_module(name: str) -> Any:
                          f"PyTorch install torch first: {TORCH_CPU_HINT})") from None
 
 
+def preset_overrides(agent: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The preset a training config starts from, and what it changes: ``{"name", "overrides"}``.
+
+    The preset is the agent module's ``make_config(task)`` in the installed VRB (for SDPG: ``PRESETS[task]``), so
+    ``overrides`` are the ``vrb train --agent AGENT --task TASK --set KEY=VALUE`` settings that rebuild ``config``
+    with this version. The training seed is left out (results record it per run).
+
+    Args:
+        agent: The agent's name (a key of :data:`~visual_robo_bench.agents.AGENTS`).
+        config: The config as a dict (``cfg.to_dict()``, or as read back from JSON or a policy file).
+
+    Returns:
+        ``{"name": "AGENT:TASK", "overrides": {...}}``, or None when the agent, its module or the config's task is
+        not available here, or ``config`` is not one of the agent's configs.
+    """
+    def plain(d: dict[str, Any]) -> dict[str, Any]:  # tuples as lists, as JSON holds them
+        return json.loads(json.dumps(d, default=str))
+
+    task = config.get("task")
+    if agent not in AGENTS or not isinstance(task, str):
+        return None
+    try:
+        base = plain(importlib.import_module(AGENTS[agent]).make_config(task, {}).to_dict())
+    except Exception:  # noqa: BLE001 - unknown task, missing extra: nothing to compare with
+        return None
+    mine = plain(config)
+    if set(mine) - set(base):  # not this agent's config (or one from another VRB version): no claim
+        return None
+    return {"name": f"{agent}:{base['task']}",
+            "overrides": {k: v for k, v in mine.items() if k != "seed" and v != base[k]}}
+
+
 def _describe(mod: Any, cfg: Any) -> str:
     describe = getattr(mod, "describe", None)
     return describe(cfg) if describe is not None else ""

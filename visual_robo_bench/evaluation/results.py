@@ -8,11 +8,13 @@ Schema (``schema_version`` "1"):
 
 * ``schema_version``: "1".
 * ``vrb_version``; optional ``vrb_git_sha`` (the commit of the VRB code when it ran from a git checkout,
-  else ``null``: :func:`vrb_git_sha`); ``versions`` (python, visual_robo_bench, mujoco, gymnasium, numpy,
-  dm_control, torch, and the other installed packages of :data:`OPTIONAL_PACKAGES` that are present:
-  :func:`versions`), ``render`` (GL backend and renderer string).
+  else ``null``: :func:`vrb_git_sha`) and ``vrb_git_dirty`` (uncommitted changes in it: :func:`vrb_git_dirty`);
+  ``versions`` (python, visual_robo_bench, mujoco, gymnasium, numpy, dm_control, torch, and the other installed
+  packages of :data:`OPTIONAL_PACKAGES` that are present: :func:`versions`), ``render`` (GL backend and renderer
+  string).
 * ``agent``: ``name``, ``description``, optional ``code_url``, ``config`` (the full config: ``vrb evaluate``
-  takes it from a VRB policy file, :func:`policy_config`), optional ``policy`` (file or ``module:factory``,
+  takes it from a VRB policy file, :func:`policy_config`, with its ``preset``: the agent's preset name and the
+  settings changed from it), optional ``policy`` (file or ``module:factory``,
   for the verified tier).
 * ``budget``: ``env_steps``, ``rendered_frames``, ``wall_clock_s``,
   ``hardware``, ``num_envs`` (training budget, each number >= 0; ``null`` only
@@ -22,8 +24,12 @@ Schema (``schema_version`` "1"):
   official, env_kwargs, model_provenance}``, ``episodes`` being per-episode records
   (``seed, return, length, success_once, success_at_end, terminated``, plus
   optional ``physics_error, agent_error, reward_terms, metrics``).
-* ``learning_curves``: optional, ``{env_id: [{env_steps, wall_clock_s, return}]}``;
-  ``return`` is ``null`` at a point where no training episode had finished yet.
+* ``learning_curves``: optional, ``{env_id: [{env_steps, wall_clock_s, return, returns}]}``;
+  ``return`` is the mean over the training runs, ``null`` at a point where not every run had a value yet
+  (no training episode or evaluation had finished). Optional ``returns``: one value per training run, in
+  the order of that task's runs in ``runs`` (their training seeds), ``null`` for a run with no value yet; the
+  leaderboards draw the IQM over runs with a bootstrap CI from it. Every point of a curve then has it, with
+  one length, and ``return`` is the mean of its non-null values (:func:`check_learning_curves`).
 * ``aggregates``: optional, ``{env_id: {return, success_once, success_at_end, ...}}``;
   checked against the episodes on input, never trusted.
 
@@ -33,6 +39,12 @@ too large for a float, and :func:`write_json` never writes one. An episode's
 ``length`` is at most its task's ``max_episode_steps`` (that of ``env_kwargs``
 when the run overrides it). ``env_id`` is the canonical registered id
 (``VRB/Walker-v1``, not ``visual_robo_bench:VRB/Walker-v1``).
+
+A run's ``model_provenance`` must name the robot model files of the installed task (:func:`validate` builds
+each task's scene once per process, :func:`installed_provenance`, so the models must be available): the
+robot, the XML file's hash, the name of the package that ships it and the ``robot_descriptions`` commit,
+never the machine-local path (:func:`provenance_mismatch`). A run without it, or with an empty one (files
+written before tasks recorded it), is accepted on its task hash alone.
 """
 
 from __future__ import annotations
@@ -88,6 +100,9 @@ SCHEMA: dict[str, Any] = {
         "vrb_version": {"type": "string"},
         "vrb_git_sha": {"type": ["string", "null"], "pattern": "^[0-9a-f]{40}([0-9a-f]{24})?$",
                         "description": "optional: commit of the VRB code (null: not run from a git checkout)"},
+        "vrb_git_dirty": {"type": ["boolean", "null"],
+                          "description": "optional: whether tracked files of that checkout differed from the "
+                                         "commit (null: unknown, not a checkout or no git program)"},
         "versions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
         "render": {"type": "object"},
         "agent": {
@@ -132,13 +147,17 @@ SCHEMA: dict[str, Any] = {
         },
         "learning_curves": {
             "type": "object",
-            "description": "optional: env_id -> list of {env_steps, wall_clock_s, return} points (return null: "
-                           "no training episode had finished yet)",
+            "description": "optional: env_id -> list of {env_steps, wall_clock_s, return, returns} points (return: "
+                           "the mean over the training runs, null while not every run has a value; optional "
+                           "returns: one value per training run, in the order of the task's runs, null for a run "
+                           "with no value yet)",
             "additionalProperties": {
                 "type": "array",
                 "items": {"type": "object", "required": ["env_steps", "return"],
                           "properties": {"env_steps": {"type": "number"}, "wall_clock_s": {"type": "number"},
-                                         "return": {"type": ["number", "null"]}}},
+                                         "return": {"type": ["number", "null"]},
+                                         "returns": {"type": "array", "minItems": 1,
+                                                     "items": {"type": ["number", "null"]}}}},
             },
         },
         "aggregates": {
@@ -163,6 +182,130 @@ def task_hash(task_id: str) -> str:
     """Hash of a task's definition: its frozen config (render profile included) and id."""
     entry = get_task(task_id)
     return f"{entry.id}:{entry.config.hash()}"
+
+
+#: ``model_provenance`` sources that say how the files were obtained, not which files they are (the same pinned
+#: model comes from either; ``model_dir`` is left out of the task hash for the same reason).
+_FETCH_SOURCES = ("model_dir", "robot_descriptions")
+
+#: The installed tasks' provenance, by (task id, config hash, config model_dir, ``$VRB_MODEL_DIR``).
+_INSTALLED_PROVENANCE: dict[tuple[str, str, str, str], dict[str, str]] = {}
+
+
+def installed_provenance(task_id: str) -> dict[str, str]:
+    """Where the installed task's robot model comes from: ``robot``, ``source``, ``commit``, ``path``, ``xml_sha256``.
+
+    Builds the task's scene as :class:`~visual_robo_bench.envs.VRBVectorEnv` does (``task_cls(config)``, then
+    ``build_scene()``, which resolves the model and records the task's ``provenance``), with no simulation or
+    rendering. The result is cached for the life of the process per task definition and model directory, so a
+    file with many runs of a task builds it once.
+
+    Args:
+        task_id: A registered task id.
+
+    Returns:
+        A copy of the task's provenance (empty when the task records none).
+
+    Raises:
+        ModelNotFoundError: The task's robot model is unavailable on this machine (the message says what to do).
+    """
+    from ..models import ENV_VAR
+
+    entry = get_task(task_id)
+    key = (entry.id, entry.config.hash(), str(getattr(entry.config, "model_dir", None)), os.environ.get(ENV_VAR, ""))
+    if key not in _INSTALLED_PROVENANCE:
+        task = entry.task_cls(entry.config)
+        task.max_episode_steps = entry.config.max_episode_steps  # as the env sets it before build_scene
+        task.build_scene()
+        _INSTALLED_PROVENANCE[key] = {str(k): str(v) for k, v in (getattr(task, "provenance", None) or {}).items()}
+    return dict(_INSTALLED_PROVENANCE[key])
+
+
+def _package(source: str) -> str:
+    """The distribution named by a package source (``"gymnasium-robotics 1.4.2"`` -> ``"gymnasium-robotics"``)."""
+    return source.split(" ", 1)[0]
+
+
+def provenance_mismatch(recorded: dict[str, Any], installed: dict[str, str]) -> str | None:
+    """How a run's ``model_provenance`` differs from the installed task's in what identifies the model, or None.
+
+    Compared, where the run records them: ``robot``; ``xml_sha256`` (the hash of the model's XML file); the
+    package that ships the model (the name in ``source`` when both sides name a package; its version may differ,
+    as other package versions may, when the file's hash is the same); and ``commit``: a run's
+    ``robot_descriptions`` commit must be the installed one, or the commit VRB pins for the robot when the
+    installed model comes from a model directory. Never compared: ``path`` (machine-local) and whether the files
+    came from ``VRB_MODEL_DIR`` or ``robot_descriptions``.
+
+    Args:
+        recorded: A run's ``model_provenance``.
+        installed: :func:`installed_provenance` of its task.
+
+    Returns:
+        One line naming the model file and both values (``None``: they agree).
+    """
+    from ..models import ROBOTS
+
+    name = Path(str(recorded.get("path") or installed.get("path") or "")).name or "(unnamed)"
+    robot = recorded.get("robot", installed.get("robot", ""))
+    if "robot" in recorded and recorded["robot"] != installed.get("robot"):
+        return (f"it was made with robot model {recorded['robot']!r}, but the installed task uses "
+                f"{installed.get('robot') or 'no robot model file'!r}")
+    if "xml_sha256" in recorded and recorded["xml_sha256"] != installed.get("xml_sha256"):
+        origin = installed.get("source") or "nowhere"
+        return (f"robot model file {name} ({robot}) has XML hash {recorded['xml_sha256']!r} in the results file but "
+                f"{installed.get('xml_sha256')!r} in the installed models (from {origin})")
+    ours, theirs = str(recorded.get("source") or ""), str(installed.get("source") or "")
+    if ours and theirs and ours not in _FETCH_SOURCES and theirs not in _FETCH_SOURCES \
+            and _package(ours) != _package(theirs):
+        return (f"robot model file {name} ({robot}) comes from package {_package(ours)!r} in the results file but "
+                f"from {_package(theirs)!r} in the installed models")
+    commit = str(recorded.get("commit") or "")
+    expected = installed.get("commit") or (ROBOTS[robot].commit if robot in ROBOTS else "")
+    if commit and expected and commit != expected:
+        pinned = "the installed models are those of" if installed.get("commit") else "VRB pins"
+        return (f"robot model file {name} ({robot}) comes from commit {commit[:12]} in the results file but "
+                f"{pinned} commit {expected[:12]}")
+    return None
+
+
+def _check_model_provenance(i: int, run: dict[str, Any]) -> None:
+    """Refuse ``runs/i`` when its ``model_provenance`` names other robot model files than the installed task's.
+
+    A run without ``model_provenance``, or with an empty one (files written before tasks recorded it, e.g. for
+    the models shipped by gymnasium and dm_control), is not checked: only its task hash is. The installed
+    model is built only for runs that record a provenance.
+
+    Raises:
+        ResultsError: The models differ (naming the run, the task, the file, both values and what to do), or the
+            installed task's model is unavailable here.
+    """
+    from ..models import ModelNotFoundError
+
+    recorded = run.get("model_provenance")
+    if not recorded:
+        return
+    where = f"runs/{i} ({run['env_id']}, training seed {run['training_seed']})"
+    try:
+        installed = installed_provenance(run["env_id"])
+    except ModelNotFoundError as err:
+        raise ResultsError(f"{where}: cannot check the robot model the run was made with against the installed "
+                           f"one, as the installed model is unavailable: {err}") from None
+    problem = provenance_mismatch(recorded, installed)
+    if problem is not None:
+        source, commit = str(recorded.get("source") or ""), str(recorded.get("commit") or "")
+        if source == "model_dir":
+            how = "point VRB_MODEL_DIR at the model directory it was made with"
+        elif source == "robot_descriptions":
+            how = f"the robot_descriptions models at commit {commit[:12] or '(not recorded)'}"
+        elif len(source.split(" ")) == 2:  # a package: its own file, unless the installed copy was edited
+            force = "--force-reinstall " if source == installed.get("source") else ""
+            how = "pip install {}'{}=={}'".format(force, *source.split(" "))
+        else:
+            how = f"source {source or '(not recorded)'}"
+        raise ResultsError(
+            f"{where}: {problem}; the result was made with other robot model files than the installed "
+            f"{run['env_id']}, so it cannot be compared: re-evaluate the policy with the installed models "
+            f"(vrb evaluate), or install the models the result was made with ({how}) and validate again")
 
 
 #: Packages whose version :func:`versions` always records (``null`` when not installed).
@@ -222,6 +365,27 @@ def vrb_git_sha(root: str | os.PathLike | None = None) -> str | None:
     return sha if sha and re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha) else None
 
 
+def vrb_git_dirty(root: str | os.PathLike | None = None) -> bool | None:
+    """Whether the checkout :func:`vrb_git_sha` names has uncommitted changes to tracked files, so that its
+    commit alone does not say what code ran (untracked files are not counted).
+
+    Args:
+        root: The checkout's root (tests).
+
+    Returns:
+        True or False; None when :func:`vrb_git_sha` finds no checkout, or the ``git`` program is missing or fails.
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    if vrb_git_sha(root) is None or not shutil.which("git"):
+        return None
+    try:
+        res = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(res.stdout.strip()) if res.returncode == 0 else None
+
+
 def _read_head(git_dir: Path) -> str | None:
     """The commit ``git_dir/HEAD`` names (directly, through a loose ref or ``packed-refs``), or None."""
     try:
@@ -246,7 +410,9 @@ def policy_config(spec: str | os.PathLike) -> dict[str, Any] | None:
     carries, or None: not such a file (a TorchScript file, another format, a ``module:factory``), or torch is
     not installed.
 
-    What ``vrb evaluate --out`` records as ``agent.config`` (the full training config of the policy).
+    What ``vrb evaluate --out`` records as ``agent.config``: the full training config of the policy, and under
+    ``preset`` the agent's preset it starts from and the settings it changes
+    (:func:`~visual_robo_bench.train.preset_overrides`; left out when the installed VRB has no such preset).
     """
     path = Path(spec)
     if path.suffix.lower() not in (".pt", ".pth") or not path.is_file():
@@ -264,7 +430,11 @@ def policy_config(spec: str | os.PathLike) -> dict[str, Any] | None:
             continue
     if not isinstance(data, dict) or "agent" not in data or not isinstance(data.get("config"), dict):
         return None
-    return json.loads(json.dumps(data["config"], default=str))  # plain JSON data (tuples as lists)
+    config = json.loads(json.dumps(data["config"], default=str))  # plain JSON data (tuples as lists)
+    from ..train import preset_overrides
+
+    preset = preset_overrides(str(data["agent"]), config)
+    return config if preset is None else {**config, "preset": preset}
 
 
 #: Packages whose version can change what an episode returns: the task code and the physics.
@@ -389,6 +559,7 @@ def make_results(
         "schema_version": SCHEMA_VERSION,
         "vrb_version": __version__,
         "vrb_git_sha": vrb_git_sha(),
+        "vrb_git_dirty": vrb_git_dirty(),
         "versions": versions(),
         "render": render or {},
         "agent": {"name": agent_name, "description": description, "config": agent_config or {}},
@@ -444,8 +615,11 @@ def validate(doc: Any) -> dict[str, Any]:
 
     Raises:
         ResultsError: Naming the first problem (schema path, non-finite number or an integer too large
-            for a float, unknown or non-canonical task id, hash mismatch, inconsistent per-episode data
-            such as an episode longer than its task's ``max_episode_steps``, duplicated run).
+            for a float, unknown or non-canonical task id, task hash or robot model mismatch (a run's
+            ``model_provenance`` against the installed models: :func:`provenance_mismatch`), inconsistent
+            per-episode data
+            such as an episode longer than its task's ``max_episode_steps``, duplicated run, a learning-curve
+            point whose per-run ``returns`` disagree with its ``return``: :func:`check_learning_curves`).
     """
     if not isinstance(doc, dict):
         raise ResultsError("a results file must hold a JSON object")
@@ -479,6 +653,7 @@ def validate(doc: Any) -> dict[str, Any]:
                 f"runs/{i}: task hash {run['task_hash']!r} does not match the installed definition of "
                 f"{run['env_id']} ({expected!r}); results of a changed task cannot be compared"
             )
+        _check_model_provenance(i, run)
         key = (run["env_id"], run["training_seed"])
         if key in seen:
             raise ResultsError(f"runs/{i}: a second run of {run['env_id']} with training seed {run['training_seed']}")
@@ -500,7 +675,66 @@ def validate(doc: Any) -> dict[str, Any]:
             if e.get("reward_terms") and not np.isclose(sum(e["reward_terms"].values()), e["return"],
                                                         rtol=1e-6, atol=1e-6):
                 raise ResultsError(f"runs/{i}/episodes/{j}: return {e['return']} is not the sum of its reward terms")
+    check_learning_curves(doc)
     return doc
+
+
+#: How far (relative and absolute, ``numpy.isclose``) a curve point's ``return`` may be from the mean of its
+#: per-run ``returns`` (float rounding only).
+CURVE_TOLERANCE = 1e-6
+
+
+def check_learning_curves(doc: dict[str, Any], tolerance: float = CURVE_TOLERANCE) -> None:
+    """Reject learning curves whose per-run ``returns`` disagree with their points' ``return``.
+
+    A curve either has no ``returns`` at all (one mean curve, as files written before per-run values were
+    recorded) or has them at every point, each list as long as the others (one value per training run). At
+    every point, ``return`` is the mean of the non-null ``returns`` within ``tolerance`` (relative and
+    absolute); it may be null only while some run has no value yet (the mean over every run does not exist
+    yet), and must be null when no run has one.
+
+    Args:
+        doc: A results document that passed the schema.
+        tolerance: Allowed difference between ``return`` and the mean of the non-null ``returns``.
+
+    Raises:
+        ResultsError: Naming the first point that breaks a rule, and what to fix.
+    """
+    for task, points in (doc.get("learning_curves") or {}).items():
+        with_runs = [j for j, p in enumerate(points) if "returns" in p]
+        if not with_runs:
+            continue
+        where = f"learning_curves/{task}"
+        if len(with_runs) != len(points):
+            j = next(j for j in range(len(points)) if j not in with_runs)
+            raise ResultsError(
+                f"{where}/{j}: no per-run 'returns' while other points of the curve have them (e.g. point "
+                f"{with_runs[0]}); give every point of a curve one value per training run (null for a run with no "
+                "value yet), or drop 'returns' from all of them")
+        length = len(points[0]["returns"])
+        for j, p in enumerate(points):
+            values = p["returns"]
+            if len(values) != length:
+                raise ResultsError(
+                    f"{where}/{j}: {len(values)} per-run 'returns' but point 0 has {length}; every point of a curve "
+                    "holds one value per training run, in the same order (null for a run with no value yet)")
+            known = [v for v in values if v is not None]
+            ret = p["return"]
+            if ret is None:
+                if known and len(known) == len(values):
+                    raise ResultsError(
+                        f"{where}/{j}: 'return' is null but every run has a value in 'returns'; set 'return' to "
+                        f"their mean ({float(np.mean(known)):.6g})")
+                continue
+            if not known:
+                raise ResultsError(
+                    f"{where}/{j}: 'return' is {ret} but no run has a value in 'returns' (all null); set 'return' "
+                    "to null, or fill in the runs' values")
+            mean = float(np.mean(known))
+            if not np.isclose(ret, mean, rtol=tolerance, atol=tolerance):
+                raise ResultsError(
+                    f"{where}/{j}: 'return' is {ret} but the mean of the non-null per-run 'returns' {values} is "
+                    f"{mean:.6g}; 'return' must be that mean: fix the point's 'return' or its 'returns'")
 
 
 def aggregates(doc: dict[str, Any]) -> dict[str, Any]:

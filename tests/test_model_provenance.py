@@ -139,3 +139,24 @@ def test_vrb_submit_refuses_another_model_file(walker_doc, tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "rejected" in err and "walker.xml" in err and "0123456789abcdef" in err
     assert not list(board.glob("submissions/*.json"))  # nothing accepted
+
+
+def test_a_new_entry_must_record_its_model(walker_doc, tmp_path):
+    """validate() accepts a run without model_provenance (older files), so deleting it from a new file would pass
+    the check above on the task hash alone: vrb submit refuses new runs without it where the installed task has a
+    robot model file; runs carried over from an accepted entry are exempt."""
+    from visual_robo_bench.evaluation.leaderboard import Leaderboard
+
+    board = Leaderboard(tmp_path)
+    board.check_provenance_recorded(walker_doc)  # recorded: fine
+    for provenance in (None, {}):
+        doc = copy.deepcopy(walker_doc)
+        if provenance is None:
+            del doc["runs"][0]["model_provenance"]
+        else:
+            doc["runs"][0]["model_provenance"] = provenance
+        validate(doc)  # an old file's run: still valid
+        with pytest.raises(ResultsError, match=r"runs/0 \(VRB/Walker-v1, training seed 0\): records no "
+                                               r"model_provenance.*vrb evaluate --out"):
+            board.check_provenance_recorded(doc)
+        board.check_provenance_recorded(doc, carried_runs=doc["runs"])  # an accepted entry's run, carried over

@@ -48,9 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from ..models import ModelNotFoundError
 from ..registry import get_task
-from .results import (BUDGET_KEYS, ResultsError, aggregates, check_aggregates, load, read_json, task_hash,
-                      validate, write_json)
+from .results import (BUDGET_KEYS, ResultsError, aggregates, check_aggregates, installed_provenance, load, read_json,
+                      task_hash, validate, write_json)
 
 #: Seed of every bootstrap's generator (confidence intervals, performance profiles).
 BOOTSTRAP_SEED = 0
@@ -231,6 +232,36 @@ class Leaderboard:
                     f"runs/{i}: {run['env_id']} is deprecated (replaced by {replacement}); new results are accepted "
                     f"only on the current version: evaluate on {replacement} (vrb evaluate --task {replacement})")
 
+    def check_provenance_recorded(self, doc: dict[str, Any], carried_runs: Sequence[dict[str, Any]] = ()) -> None:
+        """Refuse new runs that do not record the robot model they were made with (``vrb submit`` only).
+
+        :func:`~.results.validate` accepts a run without ``model_provenance`` on its task hash alone, for files
+        written before tasks recorded it; a new entry must record it wherever the installed task has a robot model
+        file (``vrb evaluate`` always does), so that its models can be checked against the installed ones.
+
+        Args:
+            doc: The results document (validated).
+            carried_runs: Already accepted runs that ``doc`` carries over unchanged (see :meth:`submit`).
+
+        Raises:
+            ResultsError: Naming the run and what to do.
+        """
+        carried = list(carried_runs)
+        for i, run in enumerate(doc["runs"]):
+            if run.get("model_provenance") or run in carried:
+                continue
+            try:
+                installed = installed_provenance(run["env_id"])
+            except ModelNotFoundError as err:
+                raise ResultsError(f"runs/{i} ({run['env_id']}): records no model_provenance and the installed task's "
+                                   f"robot model is unavailable to tell whether it needs one: {err}") from None
+            if installed:
+                raise ResultsError(
+                    f"runs/{i} ({run['env_id']}, training seed {run['training_seed']}): records no model_provenance, "
+                    f"so the robot model it was made with ({installed.get('robot', 'a model file')}) cannot be "
+                    "checked; new entries must record it: write the results file with vrb evaluate --out (it "
+                    "records each run's model_provenance)")
+
     def floor(self, name: str, doc: dict[str, Any]) -> dict[str, Any] | None:
         """The config entry of the reference floor that submission ``name`` is, or None.
 
@@ -325,6 +356,7 @@ class Leaderboard:
         check_aggregates(doc)
         self.check_protocol(doc)
         self.check_current_versions(doc, carried_runs)
+        self.check_provenance_recorded(doc, carried_runs)
         name = _slug(name if name is not None else doc["agent"]["name"])
         target = self.submission_path(name)
         if target.exists():

@@ -44,7 +44,8 @@ A run's ``model_provenance`` must name the robot model files of the installed ta
 each task's scene once per process, :func:`installed_provenance`, so the models must be available): the
 robot, the XML file's hash, the name of the package that ships it and the ``robot_descriptions`` commit,
 never the machine-local path (:func:`provenance_mismatch`). A run without it, or with an empty one (files
-written before tasks recorded it), is accepted on its task hash alone.
+written before tasks recorded it), is accepted on its task hash alone; ``vrb submit`` requires it of new runs
+(:meth:`~.leaderboard.Leaderboard.check_provenance_recorded`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ BUDGET_FLAGS = {"env_steps": ("env_steps", "--env-steps"), "rendered_frames": ("
                 "wall_clock_s": ("wall_clock_s", "--wall-clock-s"), "num_envs": ("train_num_envs", "--train-num-envs"),
                 "hardware": ("hardware", "--hardware")}
 
+#: ``vrb evaluate --obs-mode`` choices: :data:`~.evaluation.harness.OBS_MODES` (spelled out here, so that the
+#: command line starts without importing the harness; tests/test_cli.py checks that they agree).
+OBS_MODES = ("visual", "state")
+
 #: ``--leaderboard-dir`` of the commands that write to a board (``vrb submit``, ``verify``, ``leaderboard build``).
 BOARD_DIR_HELP = ("the board to write to: a directory holding its config.json (default: ./leaderboards); a new "
                   "board starts as a copy of leaderboards/config.json")
@@ -237,6 +241,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{len(seeds)} --training-seed values with one agent {agent!r} would evaluate the same policy "
             "for every seed and give identical runs (the leaderboards reject them): put {seed} in --agent to "
             "name each training run's own policy, e.g. --agent 'runs/mine-s{seed}/policy.pt'", code=2)
+    if args.video and args.obs_mode != "visual":
+        raise CLIError(f"--video records the policy camera, and --obs-mode {args.obs_mode} renders no pixels; "
+                       "leave out --video, or record one with --obs-mode visual", code=2)
     if args.video:
         _check_suffix(args.video, "--video", VIDEO_SUFFIXES)
         if args.out and Path(args.out).resolve() == Path(args.video).resolve():
@@ -250,13 +257,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             res = evaluate(cell.agent_spec(), cell.task, episodes=args.episodes, seed_base=args.seed_base,
                            num_envs=args.num_envs, isolate=args.isolate, act_timeout=args.act_timeout,
-                           video=args.video if len(evals) == 0 else None)
+                           video=args.video if len(evals) == 0 else None, obs_mode=args.obs_mode)
         except AgentLoadError as err:
             raise CLIError(str(err), code=2) from None
         except AgentCrashed as err:  # the isolated agent died or hung while loading
             raise CLIError(str(err), code=1) from None
         evals.append((res, cell.seed))
-    table = Table(title=f"{escape(agent)}: standard protocol")
+    track = "" if args.obs_mode == "visual" else f", obs_mode {args.obs_mode} (the {args.obs_mode} track)"
+    table = Table(title=f"{escape(agent)}: standard protocol{track}")
     for col in ("task", "episodes", "return", "normalized", "success_once", "success_at_end", "length", "official"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for res, _ in evals:
@@ -293,6 +301,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .evaluation.leaderboard import normalized, task_levels
 
     given = [("--video", args.video), ("--name", args.name), ("--code-url", args.code_url),
+             ("--obs-mode", args.obs_mode if args.obs_mode != "visual" else None),
              ("--force", args.force or None), *((flag, getattr(args, dest)) for dest, flag in BUDGET_FLAGS.values())]
     unsupported = [flag for flag, value in given if value is not None]
     if unsupported:
@@ -435,6 +444,10 @@ def add_commands(sub) -> None:
     p.add_argument("--training-seed", "--seed", dest="training_seed", type=_seed_base, action="append",
                    help="training seed(s) >= 0 the agent stands for")
     p.add_argument("--num-envs", type=_count, default=None, help="envs side by side, >= 1 (physics and rewards do not depend on it; llvmpipe may rasterize a few edge pixels one level apart at other tile positions)")
+    p.add_argument("--obs-mode", choices=OBS_MODES, default="visual",
+                   help="what the policy acts from: 'visual' (pixels and proprioception; the visual tracks) or "
+                        "'state' (privileged state, no pixels; the leaderboards' state track, for reference). "
+                        "Recorded as each run's obs_mode; it is not a settings override (default: visual)")
     p.add_argument("--isolate", action="store_true", help="run the agent in its own process with limits")
     p.add_argument("--act-timeout", type=_positive_seconds, default=60.0, help="seconds per act() call when isolated")
     p.add_argument("--video", default=None,

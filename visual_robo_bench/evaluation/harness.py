@@ -41,6 +41,11 @@ HELD_OUT_SEED_BASE = 7_000_000
 DEFAULT_EPISODES = 50
 PROTOCOL_VERSION = "1.0"
 
+#: The observation modes a policy may act from: ``visual`` (the visual tracks, conventions.md 6) and ``state``
+#: (privileged state, the ``state`` track of the leaderboards, for reference). Not a task setting: a run's
+#: ``obs_mode`` names the track it belongs to and never makes it unofficial (:func:`effective_overrides`).
+OBS_MODES = ("visual", "state")
+
 
 @dataclass(frozen=True)
 class EvalProtocol:
@@ -142,6 +147,7 @@ class EvalResult:
     error: str | None = None
     video: str | None = None
     provenance: dict[str, str] = field(default_factory=dict)
+    obs_mode: str = "visual"  # what the policy acted from (OBS_MODES): the leaderboard track it belongs to
 
     def summary(self) -> dict[str, float]:
         """Means over the episodes of the standard metrics."""
@@ -248,6 +254,7 @@ def evaluate(
     video: str | None = None,
     video_episodes: int = 1,
     progress: bool = True,
+    obs_mode: str = "visual",
 ) -> EvalResult:
     """Evaluate ``agent`` on ``task_id`` with the standard protocol.
 
@@ -265,6 +272,10 @@ def evaluate(
         video: Write a video of the first ``video_episodes`` episodes of env 0 here (its suffix gives the
             format: ``.mp4`` or ``.gif``, as ``vrb evaluate --video`` accepts).
         progress: Show a progress bar.
+        obs_mode: What the policy acts from (:data:`OBS_MODES`): ``"visual"`` (pixels and proprioception, the
+            visual tracks) or ``"state"`` (privileged state, no pixels: the state track). It is the track's
+            observation mode, not a task setting: it is recorded in the result's ``obs_mode``, never in its
+            ``env_kwargs``, and leaves ``official`` as it is. Do not pass ``obs_mode`` in ``env_kwargs``.
 
     Returns:
         The E per-episode results, with ``error`` set when the agent failed (the
@@ -273,7 +284,8 @@ def evaluate(
         episode count and seed base and no ``env_kwargs`` that change its settings.
 
     Raises:
-        ValueError: ``episodes`` or ``num_envs`` is not an integer >= 1.
+        ValueError: ``episodes`` or ``num_envs`` is not an integer >= 1, ``obs_mode`` is not one of
+            :data:`OBS_MODES`, or ``env_kwargs`` holds ``obs_mode`` too.
         AgentLoadError: The agent cannot be loaded.
         AgentCrashed: The isolated agent's process died or hung while loading.
     """
@@ -282,7 +294,13 @@ def evaluate(
     base = proto.seed_base if seed_base is None else int(seed_base)
     n = min(proto.num_envs if num_envs is None else _at_least_one("num_envs", num_envs), E)
     overrides = dict(env_kwargs or {})
+    if obs_mode not in OBS_MODES:
+        raise ValueError(f"obs_mode must be one of {', '.join(OBS_MODES)}, got {obs_mode!r}")
+    if "obs_mode" in overrides and obs_mode != "visual":
+        raise ValueError("obs_mode given both as an argument and in env_kwargs; pass it as obs_mode= only")
     kwargs = {**proto.env_kwargs, **overrides}
+    if obs_mode != "visual":  # the track's observation mode: not an override, not recorded in env_kwargs
+        kwargs["obs_mode"] = obs_mode
     env = VRBVectorEnv(task_id, num_envs=n, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
     t0 = time.perf_counter()
     error = None
@@ -305,7 +323,8 @@ def evaluate(
     official = not effective_overrides(task_id, overrides) and E == proto.episodes and base == proto.seed_base
     return EvalResult(task_id=env.task_id, agent=str(name), episodes=results, seed_base=base,
                       env_kwargs=overrides, official=official, wall_clock_s=time.perf_counter() - t0,
-                      env_steps=steps, error=error, video=video_path, provenance=env.provenance)
+                      env_steps=steps, error=error, video=video_path, provenance=env.provenance,
+                      obs_mode=obs_mode)
 
 
 def _at_least_one(what: str, value: Any) -> int:

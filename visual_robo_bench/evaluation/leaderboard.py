@@ -3,7 +3,8 @@
 Layout of the leaderboard directory (``leaderboards/`` in the repository; a copy of it is installed with the
 package as ``visual_robo_bench/leaderboards``, :func:`installed_leaderboard_dir`, to be read, never written):
 
-* ``config.json``: tracks (task lists), protocol requirements (episodes, seed
+* ``config.json``: tracks (task lists) and the observation mode of each (``obs_modes``: track -> ``"visual"``
+  or ``"state"``; a track not named there is ``"visual"``), protocol requirements (episodes, seed
   base, minimum number of training seeds), the reference floors, the bootstrap
   repetitions and the verification seed base and tolerance;
 * ``submissions/*.json``: accepted results files (the "reported" tier); a file added here directly (a pull
@@ -23,6 +24,14 @@ its own generator seeded with :data:`BOOTSTRAP_SEED`, so a build is reproducible
 and an entry's intervals do not depend on the other entries (its probability of
 improvement depends on the entry ranked below it only). Entries are shown with
 their training budgets (env-steps, rendered frames, wall-clock, hardware).
+
+Observation modes (``conventions.md`` 7): every run of a results file records what its policy acted from
+(``obs_mode``; absent: ``"visual"``), and a submission's runs all have one mode (:func:`submission_obs_mode`).
+An entry is ranked only in the tracks of its mode, and its per-task rows are in the per-task tables of its
+mode: ``VRB/Walker-v1`` for visual entries, ``VRB/Walker-v1 (state)`` for state entries (shown only for tasks
+with a state entry). The floors were evaluated with ``obs_mode="visual"`` and, like every visual entry, are not
+in the state track (they ignore the observation, so their numbers hold for it too: the normalized return of
+every table is relative to the random floor).
 
 The reference floors (``config["floors"]``: ``random`` and ``zero``) are the
 project's own untrained entries. Only a submission named after a floor whose
@@ -68,9 +77,12 @@ DUPLICATE_TOLERANCE = 1e-4
 REQUIRED_BUDGET = tuple(k for k in BUDGET_KEYS if k != "num_envs")
 
 DEFAULT_CONFIG = {
-    "version": 1,
+    "version": 2,
     "tracks": {"visual": ["VRB/Hopper-v1", "VRB/Walker-v1", "VRB/Ant-v1", "VRB/Humanoid-v0",
-                          "VRB/WalkerHurdle-v1"]},
+                          "VRB/WalkerHurdle-v1"],
+               "state": ["VRB/Hopper-v1", "VRB/Walker-v1", "VRB/Ant-v1", "VRB/Humanoid-v0",
+                         "VRB/WalkerHurdle-v1"]},
+    "obs_modes": {"state": "state"},
     "episodes": 50,
     "seed_base": 1_000_000,
     "min_seeds": 3,
@@ -80,6 +92,50 @@ DEFAULT_CONFIG = {
                        "on a seed base drawn afresh for each verification",
                "tolerance": {"absolute": 1e-6, "relative": 0.01}},
 }
+
+
+def run_obs_mode(run: Mapping[str, Any]) -> str:
+    """What a run's policy acted from: its ``obs_mode``, ``"visual"`` when it records none (older files)."""
+    return run.get("obs_mode") or "visual"
+
+
+def submission_obs_mode(doc: Mapping[str, Any]) -> str:
+    """The observation mode of a submission: the one mode all its runs have (:func:`run_obs_mode`).
+
+    Raises:
+        ResultsError: The runs have several modes, saying which runs have which and what to do.
+    """
+    modes: dict[str, list[int]] = {}
+    for i, run in enumerate(doc["runs"]):
+        modes.setdefault(run_obs_mode(run), []).append(i)
+    if len(modes) > 1:
+        detail = "; ".join(f"{mode}: runs {', '.join(map(str, idx))}" for mode, idx in sorted(modes.items()))
+        raise ResultsError(
+            f"the runs mix observation modes ({detail}); an entry belongs to the tracks of one mode, so submit the "
+            "visual runs and the state runs (vrb evaluate --obs-mode state) as two results files")
+    return next(iter(modes), "visual")
+
+
+def track_obs_mode(cfg: Mapping[str, Any], track: str) -> str:
+    """The observation mode of ``track`` in a leaderboard config: ``config["obs_modes"][track]``, else visual."""
+    return cfg.get("obs_modes", {}).get(track, "visual")
+
+
+def _table_key(task: str, mode: str) -> str:
+    """The per-task table an entry's rows go in: ``task`` for visual entries, ``"task (state)"`` for others."""
+    return task if mode == "visual" else f"{task} ({mode})"
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """``(task, obs mode)`` of a per-task table key (:func:`_table_key`)."""
+    task, _, rest = key.partition(" (")
+    return (task, rest.rstrip(")")) if rest else (key, "visual")
+
+
+def _plot_stem(key: str) -> str:
+    """The file-name stem of a per-task table's plots: ``VRB_Walker-v1``, ``VRB_Walker-v1_state``."""
+    task, mode = _split_key(key)
+    return task.replace("/", "_") + ("" if mode == "visual" else f"_{mode}")
 
 
 @dataclass
@@ -169,6 +225,7 @@ class Leaderboard:
     def check_protocol(self, doc: dict[str, Any]) -> None:
         """The leaderboard's rules on top of the schema.
 
+        The runs all have one observation mode (:func:`submission_obs_mode`; the mode is not a settings override).
         Every run has the protocol's episodes on its seeds (``seed_base + 0..E-1``), default task settings
         (no ``env_kwargs`` that change them: :func:`~.harness.effective_overrides`, as the harness's ``official``
         flag; keywords equal to the task's defaults or the protocol's own settings are accepted) and, on a board with the standard protocol, ``official: true``; every task has
@@ -182,6 +239,7 @@ class Leaderboard:
 
         cfg = self.config
         standard = self.standard_protocol()
+        mode = submission_obs_mode(doc)
         per_task: dict[str, int] = {}
         for i, run in enumerate(doc["runs"]):
             if len(run["episodes"]) != cfg["episodes"]:
@@ -207,6 +265,8 @@ class Leaderboard:
             if count < cfg["min_seeds"]:
                 raise ResultsError(f"{task}: {count} training seed(s); at least {cfg['min_seeds']} are required")
         for track, tasks in cfg["tracks"].items():
+            if track_obs_mode(cfg, track) != mode:  # never ranked there
+                continue
             counts = {t: per_task[t] for t in tasks if t in per_task}
             if len(set(counts.values())) > 1:
                 raise ResultsError(
@@ -290,7 +350,8 @@ class Leaderboard:
         Runs are compared by their per-episode data, whatever their training seeds say: the same task,
         episode seeds, lengths, successes and terminations, and returns equal within
         :data:`DUPLICATE_TOLERANCE` (relative and absolute), so that adding float noise to a copy does not
-        make it new.
+        make it new. The observation mode is not compared: a state run with a visual entry's episodes (e.g. the
+        floors', whose actions ignore the observation) is a duplicate of it.
 
         Args:
             doc: The results document.
@@ -612,18 +673,24 @@ def _improvement(scores_x: np.ndarray, scores_y: np.ndarray, reps: int) -> tuple
 
 def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
     # every task with a submission, and every track task (shown as "no entries yet" until it has one)
+    # (state entries: every task with one, in tables of their own, "VRB/Walker-v1 (state)")
+    modes = {name: submission_obs_mode(doc) for name, doc in subs.items()}
     tasks = sorted({r["env_id"] for d in subs.values() for r in d["runs"]}
                    | {t for track_tasks in cfg["tracks"].values() for t in track_tasks})
-    per_task: dict[str, list[dict[str, Any]]] = {t: [] for t in tasks}
+    keys = sorted({_table_key(r["env_id"], modes[n]) for n, d in subs.items() for r in d["runs"]}
+                  | {t for track, track_tasks in cfg["tracks"].items() for t in track_tasks
+                     if track_obs_mode(cfg, track) == "visual"})
+    per_task: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     # levels measured on another version of a task (another task hash) are never used
     levels = {t: task_levels(t, refs) for t in tasks}
+    levels.update({k: levels[_split_key(k)[0]] for k in keys})
     for name, doc in subs.items():
         agg = aggregates(doc)
         tier = "verified" if _record_matches(verified.get(name), doc) else "reported"  # one digest per entry
         for t, a in agg.items():
             runs = a["runs"]
             ret = np.array([r["return"] for r in runs])
-            per_task[t].append({
+            per_task[_table_key(t, modes[name])].append({
                 "name": name, "agent": doc["agent"]["name"], "tier": tier,
                 "seeds": len(runs), "success_once": a["success_once"], "success_at_end": a["success_at_end"],
                 "return": float(ret.mean()), "return_ci": _bootstrap_ci(ret, cfg["bootstrap_reps"]),
@@ -635,7 +702,9 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
     overall, partial = {}, {}
     for track, track_tasks in cfg["tracks"].items():
         rows = []
-        matrices = _track_matrices(subs, track_tasks)
+        # only entries of the track's observation mode: a track never mixes modes
+        track_subs = {n: d for n, d in subs.items() if modes[n] == track_obs_mode(cfg, track)}
+        matrices = _track_matrices(track_subs, track_tasks)
         for name, m in matrices.items():
             est = _interval(m, cfg["bootstrap_reps"])
             rows.append({"name": name, "agent": subs[name]["agent"]["name"], "seeds": len(m), **est,
@@ -648,7 +717,7 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
             rows[-1]["improvement"] = None
         overall[track] = rows
         # entries with runs on some of the track's tasks only: not ranked, but named with what they cover
-        partial[track] = sorted((name, covered) for name, doc in subs.items() if name not in matrices
+        partial[track] = sorted((name, covered) for name, doc in track_subs.items() if name not in matrices
                                 and (covered := len({r["env_id"] for r in doc["runs"]} & set(track_tasks))))
     return {"per_task": per_task, "overall": overall, "partial": partial, "levels": levels}
 
@@ -738,6 +807,18 @@ def task_title(task: str) -> str:
     return f"{task} ({entry.summary.rstrip('.')})" if entry.deprecated_by else task
 
 
+def _key_title(key: str) -> str:
+    """The heading of a per-task table (:func:`_table_key`): :func:`task_title`, plus ``(state)`` for state entries."""
+    task, mode = _split_key(key)
+    return task_title(task) + ("" if mode == "visual" else f" ({mode})")
+
+
+def _key_id(key: str) -> str:
+    """The HTML id of a per-task table's section: the task id, ``VRB/Walker-v1-state`` for state entries."""
+    task, mode = _split_key(key)
+    return task if mode == "visual" else f"{task}-{mode}"
+
+
 def levels_text(level: dict[str, Any] | None) -> str:
     """One sentence stating a task's normalisation levels and where R_ref comes from."""
     if not level or level.get("random") is None:
@@ -763,8 +844,8 @@ def _markdown(tables, cfg) -> str:
              "`vrb verify` re-ran the entry's policy and matched this very file's runs (else \"reported\"). "
              "Versions: the vrb and MuJoCo versions each entry was evaluated with; compare entries of other "
              "versions with care. New results on a deprecated task version are refused; entries accepted "
-             f"before it was deprecated stay. {CURVES_TEXT} The figures are `plots/curve_*.png`, shown in "
-             "`index.html`.", ""]
+             f"before it was deprecated stay. {OBS_MODES_TEXT} {CURVES_TEXT} The figures are `plots/curve_*.png`, "
+             "shown in `index.html`.", ""]
     for track, rows in tables["overall"].items():
         lines += [f"## Overall: {track} track ({', '.join(cfg['tracks'][track])})", "",
                   "| # | entry | seeds | IQM success (95% CI) | mean success (95% CI) | optimality gap (95% CI) | "
@@ -779,8 +860,8 @@ def _markdown(tables, cfg) -> str:
         note = _partial_text(tables["partial"][track], len(cfg["tracks"][track]))
         lines += ["", note] if note else []
         lines.append("")
-    for task, rows in sorted(tables["per_task"].items()):
-        lines += [f"## {task_title(task)}", "", levels_text(tables["levels"].get(task)), "",
+    for key, rows in sorted(tables["per_task"].items()):
+        lines += [f"## {_key_title(key)}", "", levels_text(tables["levels"].get(key)), "",
                   "| # | entry | tier | seeds | success_once | success_at_end | return (95% CI) | "
                   "normalized | budget | versions |", "|---|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
@@ -794,6 +875,13 @@ def _markdown(tables, cfg) -> str:
         lines.append("")
     return "\n".join(lines)
 
+
+#: How the boards keep observation modes apart (the README and the page).
+OBS_MODES_TEXT = ("Observation modes: the state track ranks entries whose policies act from privileged state "
+                  "(vrb evaluate --obs-mode state), for reference; every other track ranks entries that act from "
+                  "pixels. A track and a per-task table never mix the two: a state entry's rows are in the per-task "
+                  "tables marked \"(state)\". The floors (random, zero) are visual entries and are not in the state "
+                  "track; they ignore the observation, and the normalized return places every entry against R_random.")
 
 #: What the learning-curve figures show (the page under each figure, and the README).
 CURVES_TEXT = ("Learning curves (rliable's plot_sample_efficiency_curve, return against physics env steps): per entry, "
@@ -878,10 +966,14 @@ def _plots(subs, cfg, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = []
-    tasks = sorted({r["env_id"] for d in subs.values() for r in d["runs"]})
-    for task in tasks:
+    modes = {name: submission_obs_mode(doc) for name, doc in subs.items()}  # one plot per per-task table
+    keys = sorted({_table_key(r["env_id"], modes[n]) for n, d in subs.items() for r in d["runs"]})
+    for key in keys:
+        task, mode = _split_key(key)
         rows = []
         for name, doc in subs.items():
+            if modes[name] != mode:
+                continue
             rets = [float(np.mean([e["return"] for e in r["episodes"]])) for r in doc["runs"] if r["env_id"] == task]
             if rets:
                 arr = np.array(rets)
@@ -893,15 +985,16 @@ def _plots(subs, cfg, out: Path) -> list[str]:
                 color="#4c78a8", capsize=3)
         ax.set_yticks(y, [r[0] for r in rows])
         ax.set_xlabel("mean return (95% bootstrap CI over seeds)")
-        ax.set_title(task)
+        ax.set_title(key)
         fig.tight_layout()
-        fname = f"{task.replace('/', '_')}.png"
+        fname = f"{_plot_stem(key)}.png"
         fig.savefig(out / fname, dpi=90)
         plt.close(fig)
         names.append(fname)
-    for task in tasks:
+    for key in keys:
+        task, mode = _split_key(key)
         curves = [(name, doc["learning_curves"][task]) for name, doc in subs.items()
-                  if task in doc.get("learning_curves", {})]
+                  if task in doc.get("learning_curves", {}) and modes[name] == mode]
         if not curves:
             continue
         from rliable import plot_utils
@@ -919,17 +1012,18 @@ def _plots(subs, cfg, out: Path) -> list[str]:
                 colors={label: color}, ax=ax, xlabel="env steps", ylabel="return", labelsize="small",
                 ticklabelsize="small", marker=".", linewidth=1.5)
         ax.xaxis.get_offset_text().set_fontsize("small")
-        ax.set_title(f"{task}: learning curves", fontsize="medium")
+        ax.set_title(f"{key}: learning curves", fontsize="medium")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fname = f"curve_{task.replace('/', '_')}.png"
+        fname = f"curve_{_plot_stem(key)}.png"
         fig.savefig(out / fname, dpi=90)
         plt.close(fig)
         names.append(fname)
     for track, track_tasks in cfg["tracks"].items():
         from rliable import library as rly
 
-        mats = _track_matrices(subs, track_tasks)  # by submission name: two entries never share a curve
+        mats = _track_matrices({n: d for n, d in subs.items() if modes[n] == track_obs_mode(cfg, track)},
+                               track_tasks)  # by submission name: two entries never share a curve
         if not mats:
             continue
         taus = np.linspace(0.0, 1.0, 51)
@@ -968,7 +1062,7 @@ def _html(tables, plots, cfg) -> str:
                        "<th title=\"rliable's probability of improvement over the next-ranked entry\">P(&gt; next)</th>"
                        "<th>budget</th></tr>"
                        f"{body}</table>{f'<p>{html.escape(note)}</p>' if note else ''}</section>")
-    for task, rows in sorted(tables["per_task"].items()):
+    for key, rows in sorted(tables["per_task"].items()):
         body = "".join(
             f"<tr class='entry' data-normalized='{'' if r['normalized'] is None else round(r['normalized'], 4)}'><td>{i}</td><td>{html.escape(r['name'])}</td><td>{r['tier']}</td><td>{r['seeds']}</td>"
             f"<td>{r['success_once']:.3f}</td><td>{r['success_at_end']:.3f}</td>"
@@ -976,18 +1070,18 @@ def _html(tables, plots, cfg) -> str:
             f"<td>{'-' if r['normalized'] is None else format(r['normalized'], '.2f')}</td>"
             f"<td>{html.escape(_fmt_budget(r))}</td><td>{html.escape(r['versions'])}</td></tr>"
             for i, r in enumerate(rows, 1)) or "<tr><td>-</td><td colspan='9'>no entries yet</td></tr>"
-        img = f"{task.replace('/', '_')}.png"
+        img = f"{_plot_stem(key)}.png"
         curve = f"curve_{img}"
-        curve_html = (f"<img class='plot' src='plots/{curve}' alt='{html.escape(task)} learning curves'>"
+        curve_html = (f"<img class='plot' src='plots/{curve}' alt='{html.escape(key)} learning curves'>"
                       f"<p class='curves'>{html.escape(CURVES_TEXT)}</p>") if curve in plots else ""
-        levels = html.escape(levels_text(tables["levels"].get(task)).replace("`", ""))
-        md_rows.append(f"<section class='task' id='{html.escape(task)}'><h2>{html.escape(task_title(task))}</h2>"
+        levels = html.escape(levels_text(tables["levels"].get(key)).replace("`", ""))
+        md_rows.append(f"<section class='task' id='{html.escape(_key_id(key))}'><h2>{html.escape(_key_title(key))}</h2>"
                        f"<p class='levels'>{levels}</p><table>"
                        "<tr><th>#</th><th>entry</th><th>tier</th><th>seeds</th><th>success_once</th>"
                        "<th>success_at_end</th><th>return (95% CI)</th><th>normalized</th><th>budget</th>"
                        "<th>versions</th></tr>"
                        f"{body}</table>"
-                       + (f"<img class='plot' src='plots/{img}' alt='{html.escape(task)} scores'>" if img in plots else "")
+                       + (f"<img class='plot' src='plots/{img}' alt='{html.escape(key)} scores'>" if img in plots else "")
                        + f"{curve_html}</section>")
     profiles = "".join(f"<img class='plot' src='plots/{p}' alt='performance profile'>" for p in plots
                        if p.startswith("profile_"))
@@ -998,7 +1092,8 @@ def _html(tables, plots, cfg) -> str:
             f"<p>Primary score: success_once rate over {cfg['episodes']} seeded episodes per run; "
             "aggregates are rliable IQM, mean and optimality gap (gamma = 1) with 95% stratified-bootstrap CIs; "
             "P(&gt; next) is rliable's probability of improvement of an entry over the next-ranked one (0.5: no "
-            "difference). Budgets: training env-steps, rendered frames, wall-clock and hardware.</p>"
+            "difference). Budgets: training env-steps, rendered frames, wall-clock and hardware. "
+            f"{html.escape(OBS_MODES_TEXT)}</p>"
             f"{profiles}{''.join(md_rows)}"
             # marks how many plots actually loaded (checked by the headless-browser test)
             "<script>window.addEventListener('load',function(){document.body.setAttribute('data-plots-loaded',"
@@ -1110,13 +1205,17 @@ def verify(board: Leaderboard, name: str, policy: str, episodes: int | None = No
                               "policy": str(policy), "episodes": n, "protocol_episodes": protocol_episodes,
                               "seed_base": int(seed_base), "tolerance": {"absolute": absolute, "relative": relative},
                               "tasks": {}}
+    mode = submission_obs_mode(doc)
+    report["obs_mode"] = mode
+    mode_kwargs = {} if mode == "visual" else {"obs_mode": mode}  # the policy acts from what it was submitted with
     for task, agg in aggregates(doc).items():
         runs = np.array([r["return"] for r in agg["runs"]])
         lo, hi = _bootstrap_ci(runs, cfg["bootstrap_reps"])
         tol = absolute + relative * max(1.0, abs(float(runs.mean())))
         reruns = []
         for spec, seeds in policy_runs(str(policy), task, [r["training_seed"] for r in agg["runs"]]):
-            res = evaluate(spec, task, episodes=n, seed_base=int(seed_base), isolate=True, progress=progress)
+            res = evaluate(spec, task, episodes=n, seed_base=int(seed_base), isolate=True, progress=progress,
+                           **mode_kwargs)
             reruns.append({"policy": spec, "training_seeds": seeds, "rerun_return": res.summary()["return"],
                            "error": res.error})
         mean = float(np.mean([r["rerun_return"] for r in reruns]))

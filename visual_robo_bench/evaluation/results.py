@@ -21,9 +21,11 @@ Schema (``schema_version`` "1"):
   for the untrained floors: ``vrb submit`` refuses null budgets of any other entry). ``hardware`` is one
   line: CPU model and cores, RAM and GPU model when there is one (:func:`hardware`).
 * ``runs``: list of ``{env_id, task_hash, training_seed, seed_base, episodes,
-  official, env_kwargs, model_provenance}``, ``episodes`` being per-episode records
+  official, env_kwargs, model_provenance, obs_mode}``, ``episodes`` being per-episode records
   (``seed, return, length, success_once, success_at_end, terminated``, plus
-  optional ``physics_error, agent_error, reward_terms, metrics``).
+  optional ``physics_error, agent_error, reward_terms, metrics``). Optional ``obs_mode``: what the policy
+  acted from, ``"visual"`` or ``"state"`` (privileged state: the leaderboards' state track); a run without it
+  (files written before it was recorded) was evaluated with ``"visual"``.
 * ``learning_curves``: optional, ``{env_id: [{env_steps, wall_clock_s, return, returns}]}``;
   ``return`` is the mean over the training runs, ``null`` at a point where not every run had a value yet
   (no training episode or evaluation had finished). Optional ``returns``: one value per training run, in
@@ -142,6 +144,8 @@ SCHEMA: dict[str, Any] = {
                     "official": {"type": "boolean"},
                     "env_kwargs": {"type": "object"},
                     "model_provenance": {"type": "object"},
+                    "obs_mode": {"enum": ["visual", "state"],
+                                 "description": "what the policy acted from; absent: visual"},
                     "episodes": {"type": "array", "minItems": 1, "items": _EPISODE},
                 },
             },
@@ -568,7 +572,7 @@ def make_results(
         "runs": [
             {"env_id": get_task(r.task_id).id, "task_hash": task_hash(r.task_id), "training_seed": int(seed),
              "seed_base": r.seed_base, "official": r.official, "env_kwargs": r.env_kwargs,
-             "model_provenance": r.provenance,
+             "model_provenance": r.provenance, "obs_mode": r.obs_mode,
              "episodes": [episode_record(e) for e in r.episodes]}
             for r, seed in evals
         ],

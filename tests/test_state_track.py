@@ -88,6 +88,9 @@ def test_state_evaluation_gives_the_policy_state_and_stays_official(monkeypatch)
     res = evaluate(Probe(), "VRB/Hopper-v1", progress=False, obs_mode="state")
     assert res.official and res.env_kwargs == {} and res.obs_mode == "state"
     assert evaluate("zero", "VRB/Hopper-v1", progress=False).obs_mode == "visual"
+    # the older route, obs_mode in env_kwargs: an override (unofficial), and the run still says what it acted from
+    res = evaluate(Probe(), "VRB/Hopper-v1", progress=False, env_kwargs={"obs_mode": "state"})
+    assert res.obs_mode == "state" and not res.official
     with pytest.raises(ValueError, match="obs_mode must be one of visual, state"):
         evaluate("zero", "VRB/Hopper-v1", progress=False, obs_mode="pixels")
 

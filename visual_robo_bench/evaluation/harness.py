@@ -324,7 +324,7 @@ def evaluate(
     return EvalResult(task_id=env.task_id, agent=str(name), episodes=results, seed_base=base,
                       env_kwargs=overrides, official=official, wall_clock_s=time.perf_counter() - t0,
                       env_steps=steps, error=error, video=video_path, provenance=env.provenance,
-                      obs_mode=obs_mode)
+                      obs_mode=kwargs.get("obs_mode", "visual"))  # also when given in env_kwargs (an override)
 
 
 def _at_least_one(what: str, value: Any) -> int:

@@ -121,6 +121,12 @@ def track_obs_mode(cfg: Mapping[str, Any], track: str) -> str:
     return cfg.get("obs_modes", {}).get(track, "visual")
 
 
+def _track_entries(subs: Mapping[str, Any], modes: Mapping[str, str], cfg: Mapping[str, Any],
+                   track: str) -> dict[str, Any]:
+    """The submissions a track ranks: those whose observation mode (``modes``, by name) is the track's."""
+    return {n: d for n, d in subs.items() if modes[n] == track_obs_mode(cfg, track)}
+
+
 def _table_key(task: str, mode: str) -> str:
     """The per-task table an entry's rows go in: ``task`` for visual entries, ``"task (state)"`` for others."""
     return task if mode == "visual" else f"{task} ({mode})"
@@ -703,7 +709,7 @@ def _tables(subs, verified, cfg, refs) -> dict[str, Any]:
     for track, track_tasks in cfg["tracks"].items():
         rows = []
         # only entries of the track's observation mode: a track never mixes modes
-        track_subs = {n: d for n, d in subs.items() if modes[n] == track_obs_mode(cfg, track)}
+        track_subs = _track_entries(subs, modes, cfg, track)
         matrices = _track_matrices(track_subs, track_tasks)
         for name, m in matrices.items():
             est = _interval(m, cfg["bootstrap_reps"])
@@ -1022,8 +1028,8 @@ def _plots(subs, cfg, out: Path) -> list[str]:
     for track, track_tasks in cfg["tracks"].items():
         from rliable import library as rly
 
-        mats = _track_matrices({n: d for n, d in subs.items() if modes[n] == track_obs_mode(cfg, track)},
-                               track_tasks)  # by submission name: two entries never share a curve
+        # by submission name: two entries never share a curve
+        mats = _track_matrices(_track_entries(subs, modes, cfg, track), track_tasks)
         if not mats:
             continue
         taus = np.linspace(0.0, 1.0, 51)
